@@ -1,0 +1,46 @@
+# `make demo` and `make test` set up everything they need on Debian / Raspberry Pi OS with Python 3.11.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# tflite-runtime 2.14 needs numpy < 2, so it gets a venv of its own (tests compare runtimes).
+TFLITE_VENV ?= .venv-tflite-runtime
+APT_TEST_PACKAGES := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins openssh-server \
+	openssh-client rsync mosquitto espeak-ng sox ffmpeg chromium chromium-driver systemd
+EDGENN_FIXTURES ?= $(abspath ../shared/fixtures)
+export EDGENN_FIXTURES
+
+.PHONY: demo test apt venv venv-tflite-runtime clean
+
+demo: venv
+	$(VENV)/bin/edgenn demo
+
+test: apt venv venv-tflite-runtime
+	$(PY) -m pytest -q
+
+apt:
+	@missing=$$(for p in $(APT_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "The tests need these apt packages; run:"; \
+	    echo "  sudo apt-get install -y --no-install-recommends $$missing"; exit 1; \
+	  fi; \
+	fi
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+venv: $(PY)
+	$(PY) -m pip install -q -e ".[device,convert,flash,test]"
+
+$(TFLITE_VENV)/bin/python:
+	$(PYTHON) -m venv $(TFLITE_VENV)
+
+venv-tflite-runtime: $(TFLITE_VENV)/bin/python
+	$(TFLITE_VENV)/bin/python -m pip install -q "numpy<2" "tflite-runtime==2.14.*" click flatbuffers tflite
+	$(TFLITE_VENV)/bin/python -m pip install -q --no-deps -e .
+
+clean:
+	rm -rf $(VENV) $(TFLITE_VENV) *.egg-info
