@@ -1,0 +1,56 @@
+"""Detection metrics: IoU and VOC-style mean average precision."""
+
+import numpy as np
+
+from edgenn.adapters.nms import box_iou_matrix
+
+
+def iou(a, b):
+    """Intersection over union of two boxes [x0, y0, x1, y1]."""
+    return float(box_iou_matrix(a, b)[0, 0])
+
+
+def average_precision(recall, precision):
+    """All-point interpolated AP (PASCAL VOC 2010+): area under the monotone precision envelope."""
+    r = np.concatenate([[0.0], recall, [1.0]])
+    p = np.concatenate([[0.0], precision, [0.0]])
+    p = np.maximum.accumulate(p[::-1])[::-1]
+    step = np.nonzero(r[1:] != r[:-1])[0]
+    return float(np.sum((r[step + 1] - r[step]) * p[step + 1]))
+
+
+def mean_average_precision(predictions, ground_truth, iou=0.5, per_class=False):
+    """mAP over the classes present in the ground truth.
+
+    predictions: one list per image of (label_id, score, box) (a Detection unpacks that way);
+    ground_truth: one list per image of (label_id, box). A prediction is a true positive when it
+    overlaps a not-yet-matched ground-truth box of its class by IoU >= `iou` (best score first).
+    With per_class=True, returns (mAP, {label_id: AP})."""
+    if len(predictions) != len(ground_truth):
+        raise ValueError(f"{len(predictions)} prediction lists for {len(ground_truth)} images")
+    classes = sorted({int(label) for objects in ground_truth for label, _ in objects})
+    aps = {}
+    for cls in classes:
+        truth = [np.array([b for label, b in objects if label == cls], np.float64).reshape(-1, 4)
+                 for objects in ground_truth]
+        n_truth = sum(len(t) for t in truth)
+        found = [(float(score), i, box) for i, dets in enumerate(predictions)
+                 for label, score, box in dets if int(label) == cls]
+        found.sort(key=lambda d: -d[0])
+        matched = [np.zeros(len(t), bool) for t in truth]
+        hits = np.zeros(len(found))
+        for k, (_, i, box) in enumerate(found):
+            if not len(truth[i]):
+                continue
+            overlaps = box_iou_matrix(box, truth[i])[0]
+            overlaps[matched[i]] = -1
+            j = int(np.argmax(overlaps))
+            if overlaps[j] >= iou:
+                matched[i][j] = True
+                hits[k] = 1
+        tp = np.cumsum(hits)
+        recall = tp / n_truth
+        precision = tp / np.arange(1, len(found) + 1)
+        aps[cls] = average_precision(recall, precision)
+    mean = float(np.mean(list(aps.values()))) if aps else 0.0
+    return (mean, aps) if per_class else mean
