@@ -6,6 +6,7 @@ zip's central directory sits at the end of the file, so `zipfile` finds it with 
 Reading needs only the standard library.
 """
 
+import ast
 import io
 import json
 import os
@@ -75,13 +76,31 @@ def read_manifest(model, name="model"):
 
 
 def read_labels(model):
-    """Labels packed inside the model: edgenn's labels.txt, else the first .txt file a
-    Coral / TFLite Support model carries (their label maps). None when there are none."""
+    """Labels packed inside the model: edgenn's labels.txt, else a label map that a Coral or TFLite
+    Support model carries (*label*.txt), else the class names of an Ultralytics export's metadata.
+    None when there are none."""
     files = associated_files(load_bytes(model))
-    candidates = [LABELS_NAME] + sorted(n for n in files if n.endswith(".txt") and n != LABELS_NAME)
+    candidates = [LABELS_NAME] + sorted(n for n in files if n.endswith(".txt") and "label" in n.lower())
     for filename in candidates:
         if filename in files:
             return parse_labels(files[filename].decode("utf-8", errors="replace"))
+    for content in files.values():
+        names = _ultralytics_names(content)
+        if names:
+            return names
+    return None
+
+
+def _ultralytics_names(content):
+    """Ultralytics writes its metadata as a Python dict literal with a 'names' {id: label} entry."""
+    if not content.lstrip().startswith(b"{") or b"names" not in content:
+        return None
+    try:
+        names = ast.literal_eval(content.decode("utf-8")).get("names")
+    except (ValueError, SyntaxError, UnicodeDecodeError, AttributeError, MemoryError, RecursionError):
+        return None
+    if isinstance(names, dict) and names and all(isinstance(k, int) for k in names):
+        return [str(names.get(i, i)) for i in range(max(names) + 1)]
     return None
 
 

@@ -1,0 +1,34 @@
+"""YOLOv8 raw output (Ultralytics TFLite export): one tensor [1, 4 + C, N] (or [1, N, 4 + C]) of
+box centre/size (cx, cy, w, h) followed by C class scores, per candidate; no objectness. Box units
+are normalised to the input size in Ultralytics' TFLite exports, pixels in some others: both are
+handled. Candidates above the threshold go through per-class NMS."""
+
+import numpy as np
+
+from edgenn.adapters.detection import Detection
+from edgenn.adapters.nms import class_aware_nms
+
+
+def decode(output, input_size, placement, image_size, threshold=0.25, iou_threshold=0.45, max_detections=100):
+    """Detections in original-image pixels. input_size=(width, height) of the model input; placement
+    from edgenn.image.fit maps model-input pixels back to the image of image_size=(width, height)."""
+    table = np.asarray(output, dtype=np.float32)[0]
+    if table.shape[0] > table.shape[1]:  # [N, 4 + C] layout
+        table = table.T
+    boxes, class_scores = table[:4].T, table[4:].T
+    classes = class_scores.argmax(axis=1)
+    scores = class_scores[np.arange(len(classes)), classes]
+    keep = scores >= threshold
+    boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
+    if boxes.size and boxes[:, :4].max() <= 2.0:  # normalised coordinates
+        boxes = boxes * np.array([input_size[0], input_size[1], input_size[0], input_size[1]], np.float32)
+    xyxy = np.stack([boxes[:, 0] - boxes[:, 2] / 2, boxes[:, 1] - boxes[:, 3] / 2,
+                     boxes[:, 0] + boxes[:, 2] / 2, boxes[:, 1] + boxes[:, 3] / 2], axis=1)
+    width, height = image_size
+    found = []
+    for i in class_aware_nms(xyxy, scores, classes, iou_threshold, max_detections):
+        x0, y0, x1, y1 = placement.to_image(xyxy[i])
+        found.append(Detection(int(classes[i]), float(scores[i]),
+                               [float(np.clip(x0, 0, width)), float(np.clip(y0, 0, height)),
+                                float(np.clip(x1, 0, width)), float(np.clip(y1, 0, height))]))
+    return found

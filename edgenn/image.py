@@ -1,0 +1,134 @@
+"""Image preprocessing shared by every vision path (camera runner, converter calibration, evaluation).
+
+Resizing reproduces TFLite's RESIZE_BILINEAR with half-pixel centres, computed in float and truncated
+to uint8 the way libcoral does: published expected results depend on it (Pillow's anti-aliased
+resize loses the Coral mobilenet_v1 0.25 cat check).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgenn.errors import EdgennError
+
+RESIZE_POLICIES = ("stretch", "letterbox", "crop")
+
+
+def _axis_weights(in_size, out_size):
+    """Source indices and weights along one axis, as TFLite's ComputeInterpolationValues."""
+    scale = in_size / out_size
+    position = (np.arange(out_size, dtype=np.float32) + 0.5) * np.float32(scale) - 0.5
+    lower = np.maximum(np.floor(position), 0).astype(np.int64)
+    upper = np.minimum(np.ceil(position), in_size - 1).astype(np.int64)
+    weight = (position - lower).astype(np.float32)
+    return lower, upper, weight
+
+
+def resize_bilinear(image, height, width):
+    """Resize an HxW or HxWxC array to (height, width); float32 result, TFLite half-pixel semantics."""
+    image = np.asarray(image)
+    if image.shape[:2] == (height, width):
+        return image.astype(np.float32)
+    src = image.astype(np.float32)
+    y0, y1, wy = _axis_weights(image.shape[0], height)
+    x0, x1, wx = _axis_weights(image.shape[1], width)
+    extra = (None,) * (image.ndim - 2)
+    rows = src[y0] * (1 - wy)[(slice(None), None, *extra)] + src[y1] * wy[(slice(None), None, *extra)]
+    return rows[:, x0] * (1 - wx)[(None, slice(None), *extra)] + rows[:, x1] * wx[(None, slice(None), *extra)]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the model's input window sits in the original image, to map boxes back to pixels."""
+    scale_x: float
+    scale_y: float
+    offset_x: float
+    offset_y: float
+
+    def to_image(self, box_xyxy_model):
+        """Model-input pixel box -> original-image pixel box."""
+        x0, y0, x1, y1 = box_xyxy_model
+        return [(x0 - self.offset_x) / self.scale_x, (y0 - self.offset_y) / self.scale_y,
+                (x1 - self.offset_x) / self.scale_x, (y1 - self.offset_y) / self.scale_y]
+
+
+def fit(image, height, width, policy="stretch", fill=114):
+    """Resize to (height, width) by policy; returns (float32 image, Placement).
+
+    stretch: whole image, aspect ignored (what TFLite / Coral reference results use);
+    letterbox: whole image, aspect kept, padded with `fill`; crop: centre crop to the aspect, then resize."""
+    if policy not in RESIZE_POLICIES:
+        raise EdgennError(f"unknown resize policy '{policy}'; choose one of {', '.join(RESIZE_POLICIES)}")
+    h, w = image.shape[:2]
+    if policy == "stretch":
+        return resize_bilinear(image, height, width), Placement(width / w, height / h, 0.0, 0.0)
+    if policy == "crop":
+        scale = max(height / h, width / w)
+        crop_h, crop_w = min(h, round(height / scale)), min(w, round(width / scale))
+        top, left = (h - crop_h) // 2, (w - crop_w) // 2
+        resized = resize_bilinear(image[top:top + crop_h, left:left + crop_w], height, width)
+        return resized, Placement(width / crop_w, height / crop_h, -left * width / crop_w, -top * height / crop_h)
+    scale = min(height / h, width / w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    canvas = np.full((height, width) + image.shape[2:], fill, dtype=np.float32)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    canvas[top:top + new_h, left:left + new_w] = resize_bilinear(image, new_h, new_w)
+    return canvas, Placement(new_w / w, new_h / h, float(left), float(top))
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """How to turn a picture into one model input: size, channels, resize policy, colour order and
+    normalisation real = (pixel - mean) / std. `mean`/`std` None means "take it from the tensor's
+    quantization": feed raw pixels to a quantized input, as pycoral does."""
+    height: int
+    width: int
+    channels: int
+    layout_has_channels: bool = True
+    policy: str = "stretch"
+    color: str = "rgb"
+    mean: float | None = None
+    std: float | None = None
+
+    @classmethod
+    def from_tensor(cls, tensor, spec=None):
+        """Build from a runtime TensorInfo, overridden by a manifest input entry / options dict."""
+        spec = spec or {}
+        shape = tuple(tensor.shape)
+        if len(shape) == 4 and shape[0] == 1 and shape[3] in (1, 3):
+            height, width, channels, has_channels = shape[1], shape[2], shape[3], True
+        elif len(shape) == 3 and shape[0] == 1:
+            height, width, channels, has_channels = shape[1], shape[2], 1, False
+        else:
+            raise EdgennError(f"input {tensor.name!r} has shape {list(shape)}, which is not an image "
+                              "([1, H, W, 3], [1, H, W, 1] or [1, H, W]); this model needs another runner")
+        norm = spec.get("normalization") or {}
+        mean, std = spec.get("mean", norm.get("mean")), spec.get("std", norm.get("std"))
+        if mean is None and not tensor.quantized and np.issubdtype(tensor.dtype, np.floating):
+            mean, std = 0.0, 255.0  # float model without a manifest: pixels scaled to [0, 1]
+        return cls(height, width, channels, has_channels, spec.get("resize", "stretch"),
+                   spec.get("color", "rgb"), mean, std)
+
+    def prepare(self, image_rgb, tensor):
+        """RGB uint8 HxWx3 (or HxW) picture -> (array for Model.set_input, Placement)."""
+        image = np.asarray(image_rgb)
+        if self.channels == 1 and image.ndim == 3:
+            image = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        elif self.channels == 3 and image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        elif self.channels == 3 and self.color == "bgr":
+            image = image[:, :, ::-1]
+        resized, placement = fit(image, self.height, self.width, self.policy)
+        if resized.ndim == 2 and self.layout_has_channels:
+            resized = resized[:, :, None]
+        pixels = np.clip(np.floor(resized), 0, 255)
+        if self.mean is None:
+            if not tensor.quantized:
+                return pixels[None].astype(tensor.dtype), placement
+            # Raw pixels as the quantized value: uint8 as-is, int8 shifted by 128.
+            shift = -128 if tensor.dtype == np.int8 else 0
+            return (pixels + shift)[None].astype(tensor.dtype), placement
+        real = (pixels - np.float32(self.mean)) / np.float32(self.std)
+        return real[None].astype(np.float32), placement
