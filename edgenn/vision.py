@@ -73,10 +73,19 @@ class VisionTask:
 
     def predict(self, image_rgb):
         """Classes (classify) or Detections (detect) for one RGB uint8 picture."""
-        tensor = self.model.inputs[0]
-        array, placement = self.image_input.prepare(image_rgb, tensor)
-        outputs = self.model.run(array)
+        array, context = self.prepare(image_rgb)
+        return self.decode(self.model.run(array), context)
+
+    def prepare(self, image_rgb):
+        """(input array, context for decode()) of one RGB uint8 picture; lets a pipeline prepare
+        the next frame while the model runs."""
+        array, placement = self.image_input.prepare(image_rgb, self.model.inputs[0])
         height, width = np.asarray(image_rgb).shape[:2]
+        return array, (placement, (width, height))
+
+    def decode(self, outputs, context):
+        """Classes or Detections from the model's (dequantized) outputs and prepare()'s context."""
+        placement, (width, height) = context
         input_size = (self.image_input.width, self.image_input.height)
         if self.decoder == "topk":
             return classify.top_k(outputs[0], self.top_k, self.threshold)
