@@ -1,0 +1,350 @@
+"""The camera runner: frames from a source through a vision model to overlay, recording, preview,
+display and events.
+
+Four stages overlap so throughput is bound by the model, not by the work around it:
+
+    capture thread   reads the source, keeps the newest frame (devices.sources.Capture)
+    prepare thread   resizes/normalises the next frame while the model runs the current one
+    inference thread runs the model (LiteRT releases the GIL while it invokes)
+    main thread      decodes, draws, records, serves the preview, emits events, shows the window
+
+For a live source the prepare thread takes its frame just in time, when the running invoke is
+about to finish, so the frame the model sees is as fresh as the source allows.
+"""
+
+import os
+import queue
+import signal
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgenn.bundle import load_labels_file, read_labels, read_manifest
+from edgenn.errors import EdgennError
+from edgenn.events import make_event, make_sink
+from edgenn.runtime import open_model
+from edgenn.vision import VisionTask
+from edgenn.devices import overlay
+from edgenn.devices.preview import PreviewServer, PreviewState, parse_address
+from edgenn.devices.recorder import Recorder, check_path
+from edgenn.devices.sources import Capture, open_source
+
+END = object()  # marks the end of the frames in the stage queues
+WINDOW = "edgenn camera"
+
+
+def resolve_model(model):
+    """A model path, or the current file of an installed model NAME."""
+    path = Path(model)
+    if path.exists() or path.suffix or os.sep in str(model):
+        return path
+    try:
+        from edgenn.flash.layout import installed_model
+    except ImportError:
+        return path
+    return installed_model(str(model)) or path
+
+
+def open_task(model, labels=None, decoder=None, threshold=None, max_detections=None, top_k=None,
+              iou_threshold=None, runtime=None, threads=None):
+    """(VisionTask, model name) for a model file: manifest first, then options, then guesses."""
+    path = resolve_model(model)
+    manifest = read_manifest(path)
+    label_list = load_labels_file(labels) if labels else read_labels(path)
+    vision_model = open_model(path, runtime=runtime, threads=threads)
+    task = VisionTask.create(vision_model, manifest=manifest, labels=label_list, decoder=decoder,
+                             threshold=threshold, max_detections=max_detections, top_k=top_k,
+                             iou_threshold=iou_threshold)
+    name = (manifest or {}).get("name") or path.stem
+    return task, name
+
+
+def check_display():
+    """Refuse --display early when OpenCV was built without a GUI or there is no screen."""
+    gui = [line for line in cv2.getBuildInformation().splitlines() if line.strip().startswith("GUI:")]
+    if gui and gui[0].split(":", 1)[1].strip().upper() == "NONE":
+        raise EdgennError("--display needs OpenCV with a GUI, but this one is headless "
+                          "(opencv-python-headless); pip install opencv-python instead, or use --preview")
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise EdgennError("--display needs a screen, but DISPLAY is not set; run on the desktop, "
+                          "or use --preview 127.0.0.1:8080 / --record FILE")
+
+
+def percentile(values, q):
+    return float(np.percentile(values, q)) if values else 0.0
+
+
+@dataclass
+class Stats:
+    """Per-frame timings, in seconds."""
+    invoke: list = field(default_factory=list)
+    prepare: list = field(default_factory=list)
+    latency: list = field(default_factory=list)    # capture -> results decoded
+    age: list = field(default_factory=list)        # capture -> invoke starts
+    done: list = field(default_factory=list)       # monotonic time each frame's results were ready
+
+    def recent(self, values, n=20):
+        return statistics.median(values[-n:]) if values else 0.0
+
+    def fps(self):
+        if len(self.done) < 2:
+            return 0.0
+        return (len(self.done) - 1) / max(self.done[-1] - self.done[0], 1e-9)
+
+    def live(self, dropped):
+        return {"frames": len(self.done), "dropped": dropped, "fps": self.fps(),
+                "latency_ms": 1000 * self.recent(self.latency), "invoke_ms": 1000 * self.recent(self.invoke)}
+
+
+class Handoff:
+    """One prepared frame passed from the prepare thread to the inference thread."""
+
+    def __init__(self):
+        self.item = None
+        self.cond = threading.Condition()
+
+    def put(self, item, stop):
+        with self.cond:
+            while self.item is not None and not stop.is_set():
+                self.cond.wait(0.1)
+            self.item = item
+            self.cond.notify_all()
+
+    def wait_empty(self, stop):
+        with self.cond:
+            while self.item is not None and not stop.is_set():
+                self.cond.wait(0.1)
+
+    def take(self, stop):
+        with self.cond:
+            while self.item is None and not stop.is_set():
+                self.cond.wait(0.1)
+            item, self.item = self.item, None
+            self.cond.notify_all()
+            return item
+
+
+class CameraRunner:
+    """Runs a VisionTask on a Capture until the source ends, a limit is reached or stop() is called."""
+
+    def __init__(self, task, capture, model_name="model", sink=None, recorder=None, preview=None,
+                 display=False, max_frames=None, duration=None, on_result=None, log=None):
+        self.task, self.capture, self.model_name = task, capture, model_name
+        self.sink, self.recorder, self.preview, self.display = sink, recorder, preview, display
+        self.max_frames, self.duration, self.on_result = max_frames, duration, on_result
+        self.log = log or (lambda message: None)
+        self.stats = Stats()
+        self.stop_event = threading.Event()
+        self.reason = None
+        self.failure = None
+        self.handoff = Handoff()
+        self.results = queue.Queue(maxsize=2)
+        self.busy_until = 0.0  # monotonic time the running invoke is expected to end
+
+    def stop(self, reason):
+        if self.reason is None:
+            self.reason = reason
+        self.stop_event.set()
+
+    # --- prepare thread
+    def _prepare_loop(self):
+        stop = self.stop_event
+        try:
+            while not stop.is_set():
+                self.handoff.wait_empty(stop)
+                if not self.capture.lossless:  # just in time: fresh frame when the model is nearly free
+                    wait = self.busy_until - time.monotonic() - self.stats.recent(self.stats.prepare) - 0.002
+                    if wait > 0:
+                        stop.wait(wait)
+                frame = self.capture.take(timeout=0.5)
+                if frame is None:
+                    if self.capture.finished:
+                        break
+                    continue
+                start = time.monotonic()
+                rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+                array, context = self.task.prepare(rgb)
+                self.stats.prepare.append(time.monotonic() - start)
+                self.handoff.put((frame, array, context), stop)
+        except Exception as exc:
+            self.failure = f"preparing a frame failed: {exc}"
+        self.handoff.put(END, stop)
+
+    # --- inference thread
+    def _infer_loop(self):
+        stop = self.stop_event
+        model = self.task.model
+        try:
+            while not stop.is_set():
+                item = self.handoff.take(stop)
+                if item is END or item is None:
+                    break
+                frame, array, context = item
+                start = time.monotonic()
+                self.busy_until = start + self.stats.recent(self.stats.invoke)
+                model.set_input(0, array)
+                model.invoke()
+                outputs = [model.output(i) for i in range(len(model.outputs))]
+                end = time.monotonic()
+                self.stats.invoke.append(end - start)
+                self.stats.age.append(start - frame.stamp)
+                self._put_result((frame, context, outputs))
+        except Exception as exc:
+            self.failure = f"running the model failed: {exc}"
+        self._put_result(END)
+
+    def _put_result(self, item):
+        while not self.stop_event.is_set():
+            try:
+                self.results.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    # --- main thread
+    def _handle(self, frame, context, outputs):
+        results = self.task.decode(outputs, context)
+        done = time.monotonic()
+        latency = done - frame.stamp
+        self.stats.latency.append(latency)
+        self.stats.done.append(done)
+        kind = "classification" if self.task.task == "classify" else "detection"
+        events = [make_event("camera", self.model_name, kind, self.task.label(r.label_id), r.score,
+                             frame=frame.index, latency_ms=1000 * latency, box=getattr(r, "box", None),
+                             when=frame.time) for r in results]
+        if self.sink:
+            for event in events:
+                self.sink.emit(event)
+        live = self.stats.live(self.capture.dropped)
+        if self.recorder or self.preview or self.display:
+            status = f"{live['fps']:.1f} FPS  latency {live['latency_ms']:.0f} ms  invoke {live['invoke_ms']:.0f} ms"
+            image = overlay.draw(frame.image.copy(), results, self.task.label, status)
+            if self.recorder:
+                self.recorder.write(image)
+            if self.preview:
+                self.preview.publish_frame(image)
+            if self.display:
+                cv2.imshow(WINDOW, image)
+                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                    self.stop("closed by the user")
+        if self.preview:
+            self.preview.publish_events(events, live)
+        if self.on_result:
+            self.on_result(frame, results)
+
+    def run(self):
+        """Run to the end; returns the summary dict."""
+        threads = [threading.Thread(target=self._prepare_loop, name="prepare", daemon=True),
+                   threading.Thread(target=self._infer_loop, name="inference", daemon=True)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        try:
+            while not self.stop_event.is_set():
+                if self.duration and time.monotonic() - started >= self.duration:
+                    self.stop("duration reached")
+                    break
+                try:
+                    item = self.results.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if item is END:
+                    self.stop("end of source" if not self.capture.error else "source lost")
+                    break
+                self._handle(*item)
+                if self.max_frames and len(self.stats.done) >= self.max_frames:
+                    self.stop("max frames reached")
+        finally:
+            self.stop_event.set()
+            for thread in threads:
+                thread.join(timeout=10)
+        return self.summary(time.monotonic() - started)
+
+    def summary(self, seconds):
+        s = self.stats
+        error = self.failure or self.capture.error
+        return {"model": self.model_name, "source": self.capture.source.name, "frames": len(s.done),
+                "dropped": self.capture.dropped, "seconds": round(seconds, 3), "fps": round(s.fps(), 2),
+                "latency_ms": {"p50": round(1000 * percentile(s.latency, 50), 2),
+                               "p90": round(1000 * percentile(s.latency, 90), 2)},
+                "invoke_ms": {"p50": round(1000 * percentile(s.invoke, 50), 2),
+                              "p90": round(1000 * percentile(s.invoke, 90), 2)},
+                "prepare_ms": {"p50": round(1000 * percentile(s.prepare, 50), 2)},
+                "frame_age_ms": {"mean": round(1000 * float(np.mean(s.age)), 2) if s.age else 0.0},
+                "reconnects": self.capture.reconnect_attempts, "stopped_by": self.reason, "error": error}
+
+
+class _Signals:
+    """SIGINT / SIGTERM end the run cleanly (the recording is finalized); a second SIGINT aborts."""
+
+    def __init__(self, runner):
+        self.runner, self.saved = runner, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for number, reason in ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")):
+                self.saved[number] = signal.signal(number, self._handler(reason))
+        return self
+
+    def _handler(self, reason):
+        def handle(number, _frame):
+            if self.runner.stop_event.is_set() and number == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.runner.stop(reason)
+        return handle
+
+    def __exit__(self, *exc):
+        for number, handler in self.saved.items():
+            signal.signal(number, handler)
+
+
+def run_camera(model, source="0", *, labels=None, decoder=None, threshold=None, max_detections=None,
+               top_k=None, iou_threshold=None, size=None, fps=None, realtime=False, max_frames=None,
+               duration=None, runtime=None, threads=None, display=False, record=None, preview=None,
+               preview_token=None, events=None, reconnects=5, backoff=0.5, on_result=None, log=None,
+               on_start=None):
+    """Run MODEL on SOURCE; returns the summary dict (its "error" is set when the source was lost
+    or a stage failed). events: a sink spec or a list of them ('-', FILE, mqtt://HOST[:PORT]/TOPIC).
+    realtime=True plays a recorded source at its frame rate (fps, else its own) dropping frames
+    the model cannot keep up with, as a live camera would."""
+    log = log or (lambda message: print(f"edgenn: {message}", file=sys.stderr))
+    if display:
+        check_display()
+    if record:
+        check_path(record)
+    address = parse_address(preview) if preview else None
+    task, name = open_task(model, labels, decoder, threshold, max_detections, top_k, iou_threshold, runtime, threads)
+    src = open_source(source, size=size, fps=fps)
+    pace = (fps or "native") if realtime and not src.live else None
+    capture = Capture(src, pace_fps=pace, size=size, reconnects=reconnects, backoff=backoff, log=log)
+    sink = recorder = server = None
+    try:
+        capture.start()
+        state = PreviewState(f"edgenn camera: {name} on {src.name}") if address else None
+        if address:
+            server = PreviewServer(state, *address, token=preview_token).start()
+            log(f"preview at {server.url}")
+        sink = make_sink(events) if events else None
+        recorder = Recorder(record, fps or src.fps or 15.0) if record else None
+        runner = CameraRunner(task, capture, name, sink, recorder, state, display, max_frames, duration,
+                              on_result, log)
+        if on_start:
+            on_start(runner)
+        with _Signals(runner):
+            summary = runner.run()
+        if recorder:
+            summary["recorded"] = {"file": str(recorder.path), "frames": recorder.frames}
+        return summary
+    finally:
+        capture.stop()
+        for closable in (recorder, sink, server):
+            if closable:
+                closable.close()
+        if display:
+            cv2.destroyAllWindows()
