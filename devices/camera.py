@@ -311,7 +311,7 @@ def run_camera(model, source="0", *, labels=None, decoder=None, threshold=None, 
                on_start=None):
     """Run MODEL on SOURCE; returns the summary dict (its "error" is set when the source was lost
     or a stage failed). events: a sink spec or a list of them ('-', FILE, mqtt://HOST[:PORT]/TOPIC).
-    realtime=True plays a recorded source at its frame rate (fps, else its own) dropping frames
+    realtime=True (or fps) plays a recorded source at its frame rate (fps, else its own) dropping frames
     the model cannot keep up with, as a live camera would."""
     log = log or (lambda message: print(f"edgenn: {message}", file=sys.stderr))
     if display:
@@ -321,7 +321,7 @@ def run_camera(model, source="0", *, labels=None, decoder=None, threshold=None, 
     address = parse_address(preview) if preview else None
     task, name = open_task(model, labels, decoder, threshold, max_detections, top_k, iou_threshold, runtime, threads)
     src = open_source(source, size=size, fps=fps)
-    pace = (fps or "native") if realtime and not src.live else None
+    pace = (fps or "native") if (realtime or fps) and not src.live else None
     capture = Capture(src, pace_fps=pace, size=size, reconnects=reconnects, backoff=backoff, log=log)
     sink = recorder = server = None
     try:
