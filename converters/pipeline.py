@@ -1,0 +1,434 @@
+"""`edgenn convert` as a library call: Keras model in, checked and evaluated bundle out.
+
+    from edgenn.converters.pipeline import Options, convert
+    result = convert("model.keras", "model.tflite", Options(quantize="int8", calibration="cal/"))
+
+Steps (all TensorFlow work runs in a child process started with the 'spawn' method, so a crash
+inside TensorFlow — the calibrator segfaults on WHILE loops — becomes one error line and the
+caller never imports TensorFlow):
+  1. load the model (keras_model.load), batch fixed to 1;
+  2. lowering: a model with recurrent layers goes through `edgenn.converters.rnn.lower(loaded,
+     options)` when that module exists (the RNN hook: it takes and returns a keras_model.Loaded,
+     typically a single-step model with explicit state); CNNs convert as they are;
+  3. data: calibration and evaluation samples. Image tasks (classify, detect) use data.load, which
+     preprocesses with edgenn.image exactly as the camera runner does. Other tasks (keywords,
+     audio_classify) call `edgenn.converters.audio.load_samples(source, loaded, options, limit)`
+     and `edgenn.converters.audio.manifest_fields(loaded, options)` (the audio hook);
+  4. convert in the chosen mode with builtin ops only (Flex only with allow_flex, with a warning);
+  5. evaluate the float model against the converted one on the same inputs (evaluate.compare);
+  6. the parent applies --max-drop, runs edgetpu_compiler when asked and present, and writes the
+     bundle atomically: no output file appears after a failure or Ctrl-C.
+"""
+
+import hashlib
+import importlib.util
+import multiprocessing
+import os
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgenn import __version__
+from edgenn.bundle import load_labels_file, save_bundle
+from edgenn.errors import EdgennError
+
+IMAGE_TASKS = ("classify", "detect")
+AUDIO_TASKS = ("keywords", "audio_classify")
+DEFAULT_DECODER = {"kind": "edgenn_grid", "score_threshold": 0.3, "iou_threshold": 0.45, "max_detections": 10}
+
+
+@dataclass
+class Options:
+    task: str = None                 # classify | detect | keywords | audio_classify; guessed when None
+    quantize: str = "int8"           # float32 | dynamic | float16 | int8 | int16x8
+    io: str = "float"                # float | int8 | uint8 (int8 mode only)
+    calibration: str = None          # folder, .npz or module:function
+    eval: str = None                 # same kinds; default: every 5th calibration sample held back
+    labels: str = None               # labels file, one per line
+    name: str = None
+    version: str = "1"
+    target: str = "cpu"              # cpu | edgetpu
+    max_drop: float = None           # percentage points
+    allow_flex: bool = False
+    num_calibration: int = 200
+    num_eval: int = 500
+    debug_layers: str = None         # PREFIX: writes PREFIX.csv and PREFIX.png
+    input_size: tuple = None         # (H, W) for models with free picture size
+    mean: list = field(default_factory=lambda: [0.0])
+    std: list = field(default_factory=lambda: [255.0])
+    resize: str = "stretch"
+    color: str = "rgb"
+    score_threshold: float = None    # detectors
+    streaming: bool = False          # audio hook
+
+
+@dataclass
+class Result:
+    output: str
+    manifest: dict
+    size_bytes: int
+    evaluation_table: list = field(default_factory=list)
+    edgetpu_report: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    extra_files: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def check_options(model, output, options):
+    """Problems found without TensorFlow, before the child starts."""
+    from edgenn.converters.quantize import CALIBRATED, IO_TYPES, MODES
+
+    if options.target == "edgetpu":
+        if options.quantize not in ("int8",):
+            raise EdgennError(f"--target edgetpu needs full int8; drop --quantize {options.quantize} or use int8")
+        if options.io == "float":
+            options.io = "uint8"
+    if options.quantize not in MODES:
+        raise EdgennError(f"unknown --quantize {options.quantize!r}; choose one of {', '.join(MODES)}")
+    if options.io not in IO_TYPES:
+        raise EdgennError(f"unknown --io {options.io!r}; choose one of {', '.join(IO_TYPES)}")
+    if options.io != "float" and options.quantize != "int8":
+        raise EdgennError(f"--io {options.io} needs --quantize int8 (the only mode with integer inputs and outputs)")
+    if options.quantize in CALIBRATED and not options.calibration:
+        raise EdgennError(f"--quantize {options.quantize} needs --calibration DATA (a folder of images, an .npz "
+                          "or module:function); or choose float32, float16 or dynamic")
+    if not Path(model).exists():
+        raise EdgennError(f"{model}: no such file or folder; check the model path")
+    folder = Path(output).parent
+    if not folder.is_dir():
+        raise EdgennError(f"{folder}: output folder does not exist; create it or choose another -o path")
+    if Path(output).suffix != ".tflite":
+        raise EdgennError(f"{output}: the output must be a .tflite file (-o model.tflite)")
+    if options.labels:
+        load_labels_file(options.labels)
+
+
+def convert(model, output, options=None):
+    """Convert MODEL to the bundle OUTPUT; returns Result. EdgennError (one line) on any failure,
+    and then OUTPUT is not created."""
+    options = options or Options()
+    check_options(model, output, options)
+    start = time.time()
+    work = run_child(_convert_in_child, str(model), options, what=f"converting {model}")
+    warnings = work["warnings"]
+    manifest = work["manifest"]
+    if options.max_drop is not None and "evaluation" in manifest and "top1_agreement" in manifest["evaluation"]:
+        from edgenn.converters.evaluate import quality_drop
+
+        drop = quality_drop(manifest["evaluation"])
+        if drop > options.max_drop:
+            raise EdgennError(f"quality dropped {drop:.2f} pp (more than --max-drop {options.max_drop:g}); "
+                              f"no file written: try more or better --calibration data, or another --quantize mode")
+    extra = []
+    if options.target == "edgetpu":
+        from edgenn.converters.edgetpu import compile_model
+
+        compiled = compile_model(work["tflite"])
+        if compiled is None:
+            warnings.append("edgetpu_compiler is not on PATH: kept the int8 CPU model; compile it on a machine "
+                            "with Coral's compiler (edgetpu_compiler MODEL)")
+        else:
+            edgetpu_path = str(Path(output).with_name(Path(output).stem + "_edgetpu.tflite"))
+            save_bundle(edgetpu_path, compiled, {**manifest, "target": "edgetpu"}, work["labels"])
+            extra.append(edgetpu_path)
+    data = save_bundle(output, work["tflite"], manifest, work["labels"])
+    return Result(str(output), manifest, len(data), work["table"], work["edgetpu_report"], warnings,
+                  extra + work["extra_files"], round(time.time() - start, 1))
+
+
+# --- the child ---------------------------------------------------------------------------------
+
+def run_child(func, *args, what="the conversion"):
+    """func(*args, log=PATH) in a spawned child; its stdout/stderr noise goes to a log file.
+    Returns its result; EdgennError for its errors, crashes and Ctrl-C."""
+    fd, log = tempfile.mkstemp(prefix="edgenn-convert-", suffix=".log")
+    os.close(fd)
+    context = multiprocessing.get_context("spawn")
+    parent_conn, child_conn = context.Pipe(duplex=False)
+    process = context.Process(target=_child_main, args=(child_conn, func, args, log), daemon=True)
+    process.start()
+    child_conn.close()
+    keep_log = False
+    try:
+        try:
+            message = parent_conn.recv()
+        except EOFError:
+            message = None
+        process.join(30)
+        if message is None:
+            keep_log = True
+            code = process.exitcode
+            cause = (signal.Signals(-code).name if code and -code in signal.Signals._value2member_map_
+                     else f"exit code {code}")
+            raise EdgennError(f"{what}: TensorFlow crashed ({cause}); no file written; details in {log}")
+        if message[0] == "error":
+            raise EdgennError(message[1])
+        if message[0] == "crash":
+            keep_log = True
+            with open(log, "a") as handle:
+                handle.write(message[2])
+            raise EdgennError(f"{what} failed: {message[1]}; no file written; details in {log}")
+        return message[1]
+    finally:
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+        if not keep_log and os.path.exists(log):
+            os.unlink(log)
+
+
+def _child_main(conn, func, args, log):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    progress = os.fdopen(os.dup(2), "w", buffering=1)
+    with open(log, "ab", buffering=0) as noise:  # TensorFlow's C++ and Python chatter
+        os.dup2(noise.fileno(), 1)
+        os.dup2(noise.fileno(), 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    try:
+        conn.send(("ok", func(*args, progress=progress)))
+    except EdgennError as exc:
+        conn.send(("error", str(exc)))
+    except KeyboardInterrupt:
+        conn.send(("error", "interrupted; no file written"))
+    except BaseException as exc:
+        conn.send(("crash", f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}",
+                   traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def _convert_in_child(model, options, progress):
+    from edgenn.converters import evaluate, keras_model, quantize
+    from edgenn.modelfile import read_contents
+
+    warnings = []
+    say = lambda text: print(text, file=progress)  # noqa: E731
+    loaded = keras_model.load(model, options.input_size)
+    if loaded.recurrent:
+        loaded = _hook("rnn", "a model with recurrent layers").lower(loaded, options)
+    task = _task(loaded, options)
+    audio = _hook("audio", f"task {task}") if task in AUDIO_TASKS else None
+    if audio is None:
+        _check_image_model(loaded, model)
+    calibration, evaluation_set = _samples(loaded, options, audio)
+    labels = _labels(loaded, task, options, calibration or evaluation_set, warnings)
+
+    converter = loaded.converter()
+    representative = None
+    if options.quantize in quantize.CALIBRATED:
+        def representative():
+            for x in _progress(calibration.inputs, progress, "calibrating"):
+                yield [x[None]]
+    quantize.configure(converter, options.quantize, options.io, representative, options.allow_flex)
+    say(f"converting {model} ({options.quantize}"
+        + (f", {len(calibration)} calibration samples" if representative else "") + ") ...")
+    started = time.time()
+    tflite = quantize.convert(converter, options.quantize, options.allow_flex)
+    seconds = time.time() - started
+
+    contents = read_contents(tflite, "converted model")
+    if contents.flex_ops:
+        warnings.append(f"the model uses Flex ops ({', '.join(contents.flex_ops)}): no device runtime "
+                        "(LiteRT, tflite-runtime, Edge TPU) runs them; it is for a host with TensorFlow only")
+    table, evaluation = [], None
+    if evaluation_set is not None and not contents.flex_ops:
+        say(f"evaluating on {len(evaluation_set)} samples ...")
+        float_out = loaded.predict(evaluation_set.inputs)
+        quant_out = evaluate.run_tflite(tflite, evaluation_set.inputs)
+        decoder = _decoder(loaded, task, options)
+        evaluation = evaluate.compare(task if audio is None else "classify", evaluation_set, float_out,
+                                      quant_out, decoder)
+        evaluation["source"] = options.eval or "held-back calibration samples (every 5th)"
+        table = evaluate.table(evaluation)
+    extra = []
+    if options.debug_layers and options.quantize in quantize.CALIBRATED:
+        from edgenn.converters import debug_layers
+
+        say("per-layer quantization error ...")
+        debug = quantize.configure(loaded.converter(), options.quantize, "float", representative, options.allow_flex)
+        extra += debug_layers.write(debug, representative, options.debug_layers)
+    elif options.debug_layers:
+        warnings.append(f"--debug-layers needs a calibrated mode (int8, int16x8); {options.quantize} has none")
+
+    report = []
+    if options.target == "edgetpu":
+        from edgenn.converters import edgetpu
+
+        report = edgetpu.report_lines(edgetpu.compatibility(tflite))
+    manifest = _manifest(model, loaded, task, labels, options, tflite, calibration, evaluation, seconds, audio)
+    return {"tflite": tflite, "manifest": manifest, "labels": labels, "table": table, "warnings": warnings,
+            "edgetpu_report": report, "extra_files": extra}
+
+
+def _hook(name, what):
+    """edgenn.converters.<name>, the plug-in for RNN lowering or audio data; a clear error without it."""
+    module = f"edgenn.converters.{name}"
+    if importlib.util.find_spec(module) is None:
+        raise EdgennError(f"{what} needs {module}, which this edgenn does not have; upgrade edgenn")
+    return importlib.import_module(module)
+
+
+def _progress(items, stream, what):
+    if not stream.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=what, file=stream, unit="sample", leave=False)
+
+
+def _task(loaded, options):
+    if options.task:
+        return options.task
+    shape = loaded.output_shapes[0] if len(loaded.output_shapes) == 1 else None
+    if shape is not None and len(shape) == 2:
+        return "classify"
+    if shape is not None and len(shape) == 4 and shape[1] == shape[2] and shape[3] >= 6:
+        return "detect"
+    raise EdgennError(f"cannot tell the task from outputs {loaded.output_shapes}; pass --task "
+                      f"({', '.join(IMAGE_TASKS + AUDIO_TASKS)})")
+
+
+def _check_image_model(loaded, model):
+    if len(loaded.input_shapes) != 1:
+        raise EdgennError(f"{model} has {len(loaded.input_shapes)} inputs {loaded.input_shapes}; an image "
+                          "classifier or detector takes exactly one picture")
+    shape = loaded.input_shapes[0]
+    if not ((len(shape) == 4 and shape[3] in (1, 3)) or len(shape) == 3):
+        raise EdgennError(f"{model}: input shape {shape} is not a picture ([1, H, W, 3], [1, H, W, 1] or [1, H, W])")
+
+
+def _normalization(options):
+    mean, std = list(options.mean), list(options.std)
+    return {"mean": mean[0] if len(mean) == 1 else mean, "std": std[0] if len(std) == 1 else std}
+
+
+def _samples(loaded, options, audio):
+    """(calibration Samples or None, evaluation Samples or None)."""
+    from edgenn.converters import data
+    from edgenn.converters.quantize import CALIBRATED
+
+    def read(source, limit, what):
+        if audio is not None:
+            return audio.load_samples(source, loaded, options, limit)
+        return data.load(source, loaded.input_shapes[0], _normalization(options), limit, options.resize,
+                         options.color, what)
+
+    calibrated = options.quantize in CALIBRATED
+    if not options.calibration:
+        return None, (read(options.eval, options.num_eval, "--eval") if options.eval else None)
+    if options.eval:
+        calibration = read(options.calibration, options.num_calibration, "--calibration") if calibrated else None
+        return calibration, read(options.eval, options.num_eval, "--eval")
+    if not calibrated:
+        return None, read(options.calibration, options.num_eval, "--calibration")
+    everything = read(options.calibration, options.num_calibration + options.num_calibration // 4, "--calibration")
+    held = [i for i in range(len(everything)) if i % 5 == 4]
+    kept = [i for i in range(len(everything)) if i % 5 != 4]
+    return everything.take(kept), (everything.take(held) if held else None)
+
+
+def _labels(loaded, task, options, samples, warnings):
+    classes = loaded.output_shapes[0][-1] - (5 if task == "detect" else 0)
+    if options.labels:
+        labels = load_labels_file(options.labels)
+    elif samples is not None and samples.label_names:
+        labels = list(samples.label_names)
+    else:
+        return [f"class{i}" for i in range(classes)] if task in IMAGE_TASKS else None
+    if task in IMAGE_TASKS and len(labels) != classes:
+        raise EdgennError(f"{len(labels)} labels ({', '.join(labels[:4])}…) but the model has {classes} classes; "
+                          "fix --labels or the calibration folder names")
+    if samples is not None and samples.label_names and samples.label_names != labels and task == "classify":
+        # Folder names index the sorted folders; remap them to the model's label order.
+        names = samples.label_names
+        if all(n in labels for n in names):
+            samples.truth = [labels.index(names[t]) if t is not None else None for t in samples.truth]
+        else:
+            warnings.append("calibration folder names do not match the labels: accuracy not computed")
+            samples.truth = [None] * len(samples.truth)
+    return labels
+
+
+def _decoder(loaded, task, options):
+    if task == "classify":
+        return {"kind": "topk", "top_k": 3}
+    if task == "detect":
+        shape = loaded.output_shapes[0]
+        decoder = {**DEFAULT_DECODER, "grid": shape[1], "num_classes": shape[3] - 5}
+        if options.score_threshold is not None:
+            decoder["score_threshold"] = options.score_threshold
+        return decoder
+    return None
+
+
+def _runtime_support(tflite, options, flex):
+    """What runs this bundle. The converter stamps the oldest TFLite runtime that has every op
+    version the model uses (metadata 'min_runtime_version'); tflite-runtime's last release is 2.14."""
+    from edgenn.converters.runtime_versions import min_runtime_version, runs_on
+
+    needed = min_runtime_version(tflite)
+    if flex:
+        return {"ai-edge-litert": "no: Flex ops", "tflite-runtime 2.14": "no: Flex ops",
+                "edgetpu": "no", "min_runtime_version": needed or "unknown"}
+    support = {"ai-edge-litert": "yes", "min_runtime_version": needed or "unknown"}
+    support["tflite-runtime 2.14"] = ("yes" if runs_on(needed, "2.14.0")
+                                      else f"no: needs TFLite >= {needed}; use ai-edge-litert")
+    if options.quantize == "int16x8":
+        support["note"] = "int16x8 runs on reference kernels: 30-60x slower than int8"
+    support["edgetpu"] = "compile with edgetpu_compiler" if options.target == "edgetpu" else "no (not --target edgetpu)"
+    return support
+
+
+def _sha256(path):
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _manifest(model, loaded, task, labels, options, tflite, calibration, evaluation, seconds, audio):
+    import keras
+    import tensorflow as tf
+
+    from edgenn.manifest import new_manifest
+    from edgenn.modelfile import io_tensors, read_contents
+
+    inputs, _ = io_tensors(tflite)
+    specs = []
+    for tensor in inputs:
+        spec = {"name": tensor["name"], "shape": tensor["shape"], "dtype": tensor["dtype"],
+                "quantization": tensor["quantization"] if tensor["quantization"]["scale"] else None}
+        if audio is None:
+            spec.update({"layout": "NHWC" if len(tensor["shape"]) == 4 else "NHW", "color": options.color,
+                         "resize": options.resize, "normalization": _normalization(options)})
+        specs.append(spec)
+    quantization = {"mode": options.quantize, "io": options.io, "convert_seconds": round(seconds, 1)}
+    if calibration is not None and options.quantize in ("int8", "int16x8"):
+        quantization.update({"calibration_samples": len(calibration), "calibration_source": str(options.calibration)})
+    fields = {
+        "version": options.version,
+        "quantization": quantization,
+        "target": options.target,
+        "provenance": {"source": Path(model).name, "source_sha256": _sha256(model),
+                       "tensorflow": tf.__version__, "keras": keras.__version__, "edgenn": __version__,
+                       "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        "runtime_support": _runtime_support(tflite, options, read_contents(tflite).flex_ops),
+    }
+    if labels is not None:
+        fields["labels"] = labels
+    decoder = _decoder(loaded, task, options)
+    if decoder:
+        fields["decoder"] = decoder
+    if evaluation:
+        fields["evaluation"] = evaluation
+    if audio is not None:
+        fields.update(audio.manifest_fields(loaded, options))
+    name = options.name or Path(model).stem.replace(" ", "_")
+    return new_manifest(name, task, specs, **fields)
