@@ -171,6 +171,13 @@ def test_picamera2_source(fixtures_dir, fake_picamera2):
     assert all(label(results[0].label_id) == "Egyptian cat" for _, results in seen)
 
 
+def test_duration_ends_a_live_run(fixtures_dir, fake_picamera2):
+    summary, seen, _ = run(fixtures_dir, MOBILENET, "picamera2", duration=1.5)
+    assert summary["stopped_by"] == "duration reached" and 1.4 <= summary["seconds"] < 5
+    assert summary["frames"] == len(seen) >= 1 and summary["latency_ms"]["p90"] >= summary["latency_ms"]["p50"] > 0
+    assert summary["frame_age_ms"]["mean"] > 0
+
+
 def test_lost_picamera2_reconnects_then_gives_up(fixtures_dir, fake_picamera2):
     fake_picamera2.fail_after = 3
     logs = []
@@ -378,7 +385,8 @@ def test_stream_that_vanishes_reconnects_then_exits_cleanly(fixtures_dir):
     assert "Traceback" not in result.stderr
 
 
-def test_sigint_while_recording_leaves_a_playable_file(fixtures_dir, videos, tmp_path):
+@pytest.mark.parametrize("signal_number, reason", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
+def test_signal_while_recording_leaves_a_playable_file(signal_number, reason, fixtures_dir, videos, tmp_path):
     record, events = tmp_path / "annotated.mp4", tmp_path / "events.jsonl"
     exe = os.path.join(os.path.dirname(sys.executable), "edgenn")
     process = subprocess.Popen([exe, "camera", str(fixtures_dir / SSD), "--source", str(videos["mixed"]),
@@ -388,14 +396,14 @@ def test_sigint_while_recording_leaves_a_playable_file(fixtures_dir, videos, tmp
         deadline = time.time() + 60
         while time.time() < deadline and not (events.exists() and len(events.read_text().splitlines()) >= 6):
             time.sleep(0.1)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal_number)
         out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, err
     summary = json.loads(out)
-    assert summary["stopped_by"] == "interrupted" and summary["recorded"]["frames"] >= 3
+    assert summary["stopped_by"] == reason and summary["recorded"]["frames"] >= 3
     video = cv2.VideoCapture(str(record))
     count = 0
     while video.read()[0]:
