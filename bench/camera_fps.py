@@ -7,7 +7,8 @@
 
     python bench/camera_fps.py [--frames 120] [--model NAME=PATH ...] [--json]
 
-Without --model it measures the COCO SSD fixture, and the demo detector bundle when it exists.
+Without --model it measures the COCO SSD fixture. A model named "demo" (the demo detector bundle,
+e.g. --model demo=shapes_detector_int8.tflite) runs on a generated demo-shapes video instead.
 """
 
 import argparse
@@ -24,7 +25,6 @@ from edgenn.devices.camera import run_camera
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("EDGENN_FIXTURES", REPO.parent / "shared" / "fixtures"))
 SSD = FIXTURES / "models/tflite_support/coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
-DEMO_DETECTOR = REPO / "edgenn/demo/shapes_detector.tflite"
 
 
 def fixture_video(path, frames, fps):
@@ -63,8 +63,7 @@ def main():
     parser.add_argument("--model", action="append", default=[], help="NAME=PATH (repeatable)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    models = [m.split("=", 1) for m in args.model] or [["ssd", str(SSD)]] + (
-        [["demo", str(DEMO_DETECTOR)]] if DEMO_DETECTOR.exists() else [])
+    models = [m.split("=", 1) for m in args.model] or [["ssd", str(SSD)]]
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name, path in models:

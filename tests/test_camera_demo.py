@@ -2,6 +2,7 @@
 video: mAP@0.5 against the generator's ground truth."""
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -12,7 +13,7 @@ from edgenn import demo_shapes
 from edgenn.devices.camera import run_camera
 from edgenn.metrics import mean_average_precision
 
-DETECTOR = REPO / "edgenn" / "demo" / "shapes_detector.keras"
+DETECTOR = Path(os.environ.get("EDGENN_DEMO_DETECTOR", REPO / "edgenn" / "demo" / "shapes_detector.keras"))
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +32,11 @@ def demo_detector_bundle(tmp_path_factory):
             break
         cv2.imwrite(str(calibration / f"{count:04d}.png"), image)
         count += 1
+    labels = root / "labels.txt"
+    labels.write_text("\n".join(demo_shapes.LABELS) + "\n")
     bundle = root / "shapes_detector_int8.tflite"
-    result = run_cli(["convert", DETECTOR, "-o", bundle, "--quantize", "int8", "--calibration", calibration],
-                     timeout=600)
+    result = run_cli(["convert", DETECTOR, "-o", bundle, "--task", "detect", "--quantize", "int8",
+                      "--calibration", calibration, "--labels", labels], timeout=600)
     assert result.returncode == 0, result.stderr
     return bundle
 
