@@ -1,0 +1,55 @@
+"""Calibration and evaluation windows from a folder of WAVs (subfolder name = label).
+
+Every clip goes through the shared front-end (edgenn.audio_frontend), the same code the device
+runs, so calibration sees exactly the features the model will see. Clips at another sample rate
+are resampled; a damaged WAV stops with one line naming it.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from edgenn.audio_frontend import FrontEnd, FrontEndParams
+from edgenn.errors import EdgennError
+from edgenn.wav import read_wav
+
+
+def window_features(samples, frontend, frames):
+    """[frames, features] of one clip: zero-padded or cut to exactly `frames` frames."""
+    features = frontend.features(samples)
+    if len(features) < frames:
+        pad = np.zeros((frames - len(features), features.shape[1]), np.float32)
+        features = np.concatenate([features, pad]) if len(features) else pad
+    return features[:frames]
+
+
+def load_windows(folder, params, frames, labels=None, limit=None, seed=0):
+    """(windows [N, frames, features], label indices [N], label names) from FOLDER/LABEL/*.wav.
+
+    labels: the model's label list (indices follow it; a subfolder not in it is an error); default:
+    sorted subfolder names. limit: keep at most this many clips, drawn evenly across labels."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EdgennError(f"{folder}: no such folder; give a folder of WAVs with one subfolder per label")
+    params = params if isinstance(params, FrontEndParams) else FrontEndParams.from_dict(params)
+    found = {d.name: sorted(d.glob("*.wav")) for d in sorted(folder.iterdir()) if d.is_dir()}
+    found = {name: files for name, files in found.items() if files}
+    if not found:
+        raise EdgennError(f"{folder}: no WAV files in subfolders; lay it out as {folder}/LABEL/clip.wav")
+    labels = list(labels) if labels is not None else sorted(found)
+    unknown = sorted(set(found) - set(labels))
+    if unknown:
+        raise EdgennError(f"{folder}: subfolder(s) {unknown} are not labels of the model ({labels}); "
+                          "rename or remove them")
+    clips = [(path, labels.index(name)) for name, files in found.items() for path in files]
+    if limit and len(clips) > limit:  # round-robin over labels so every class is represented
+        seen = {}
+        keyed = []
+        for i in np.random.default_rng(seed).permutation(len(clips)):
+            label = clips[i][1]
+            seen[label] = seen.get(label, 0) + 1
+            keyed.append((seen[label], i))
+        clips = [clips[i] for _, i in sorted(keyed)[:limit]]
+    frontend = FrontEnd(params)
+    windows = [window_features(read_wav(path, params.sample_rate)[0], frontend, frames) for path, _ in clips]
+    return np.stack(windows), np.array([label for _, label in clips]), labels

@@ -1,0 +1,276 @@
+"""Convert a Keras RNN model to a builtin-only TFLite model: a fixed window, or a streaming step model.
+
+API for the `edgenn convert` pipeline (call it inside its child process; TensorFlow is imported here):
+
+    from edgenn.converters.rnn import convert_rnn, is_recurrent
+    if is_recurrent(keras_model):
+        result = convert_rnn(keras_model_or_path, mode="int8", io="float",
+                             calibration=windows_or_None, eval_data=(windows, labels) or None,
+                             streaming=False, frames=None)
+        result["tflite"]     # bytes of the converted model (no manifest appended); with streaming,
+                             # result["window_tflite"] is the window model it was checked against
+        result["manifest"]   # fragments to merge into the bundle manifest:
+                             #   "inputs", "quantization", "lowering", "streaming" (when streaming),
+                             #   "evaluation" (when eval_data was given)
+
+`calibration` and `eval_data` windows are feature arrays [N, time, features(, 1)] computed by the
+shared audio front-end; `edgenn.converters.audio_data.load_windows(folder, params, frames)` makes them
+from a folder of WAVs (subfolder = label). Modes: float32, dynamic, float16, int8 (io float, int8 or
+uint8), int16x8 (io float). User errors raise EdgennError with one line.
+"""
+
+import os
+import tempfile
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tflite  # noqa: E402
+
+from edgenn.converters import rnn_lower  # noqa: E402
+from edgenn.errors import EdgennError  # noqa: E402
+from edgenn.modelfile import io_tensors, read_contents  # noqa: E402
+from edgenn.runtime import open_model  # noqa: E402
+from edgenn.streaming import run_steps  # noqa: E402
+
+MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
+IO_TYPES = {"float": None, "int8": tf.int8, "uint8": tf.uint8}
+CALIBRATION_STEPS = 600  # (frame, state) pairs handed to the calibrator of a step model
+FORBIDDEN_OPS = ("WHILE",)
+
+
+def is_recurrent(model):
+    """True when the Keras model holds a recurrent layer (so it must go through convert_rnn)."""
+    names = rnn_lower.RECURRENT + ("Bidirectional",)
+    return any(type(layer).__name__ in names for layer in model.layers)
+
+
+def load_keras(path):
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a wrong or damaged file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EdgennError(f"{path}: cannot load the Keras model ({first[:200]}); save it with model.save('x.keras')") \
+            from None
+
+
+def _check_options(mode, io, calibration):
+    if mode not in MODES:
+        raise EdgennError(f"unknown quantization mode {mode!r}; choose one of {', '.join(MODES)}")
+    if io not in IO_TYPES:
+        raise EdgennError(f"unknown --io {io!r}; choose float, int8 or uint8")
+    if io != "float" and mode != "int8":
+        raise EdgennError(f"--io {io} needs --quantize int8 (mode {mode} keeps float inputs and outputs)")
+    if mode in ("int8", "int16x8") and (calibration is None or len(calibration) == 0):
+        raise EdgennError(f"--quantize {mode} needs calibration windows: pass --calibration FOLDER of WAVs "
+                          "(subfolder = label)")
+
+
+def _saved_model(model, folder):
+    """Export once (tracing an unrolled model is the slow part); every mode converts from the export."""
+    model.export(folder, format="tf_saved_model", verbose=False)
+    return folder
+
+
+def _converter(saved_model, mode, io, representative):
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # never Flex
+    if mode != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if mode in ("int8", "int16x8"):
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if mode == "int8"
+            else tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    if IO_TYPES[io] is not None:
+        converter.inference_input_type = converter.inference_output_type = IO_TYPES[io]
+    return converter
+
+
+def _convert(saved_model, mode, io, representative, what):
+    try:
+        data = _converter(saved_model, mode, io, representative).convert()
+    except Exception as exc:  # the converter raises ConverterError, RuntimeError, ValueError...
+        lines = [line for line in str(exc).splitlines() if "error" in line.lower()] or str(exc).splitlines() or [""]
+        hint = " (TFLite has no int16x8 kernel for an op of this model; use --quantize int8)" \
+            if mode == "int16x8" else ""
+        raise EdgennError(f"TFLite cannot convert the {what} in mode {mode}{hint}: {lines[0].strip()[:300]}") \
+            from None
+    contents = read_contents(data, what)
+    bad = sorted(op.name for op in contents.ops if op.name in FORBIDDEN_OPS or op.name.startswith("Flex"))
+    if bad:
+        raise EdgennError(f"the {what} converted to {', '.join(bad)}, which edgenn refuses (not builtin-only); "
+                          "please report this model to edgenn")
+    return data
+
+
+def _signature_names(data):
+    """({signature input name: tensor name}, [output tensor names in signature order]) of the model."""
+    model = tflite.Model.GetRootAsModel(data, 0)
+    signature = model.SignatureDefs(0)
+    subgraph = model.Subgraphs(signature.SubgraphIndex())
+
+    def tensor_name(item):
+        return subgraph.Tensors(item.TensorIndex()).Name().decode()
+
+    inputs = {signature.Inputs(i).Name().decode(): tensor_name(signature.Inputs(i))
+              for i in range(signature.InputsLength())}
+    outputs = {signature.Outputs(i).Name().decode(): tensor_name(signature.Outputs(i))
+               for i in range(signature.OutputsLength())}
+    # Keras 3 names signature outputs output_0..output_n in the model's output order
+    ordered = [outputs[f"output_{i}"] for i in range(len(outputs))] if "output_0" in outputs else list(outputs.values())
+    return inputs, ordered
+
+
+def _streaming_spec(data, spec):
+    """The step model's spec with TFLite tensor names and quantization filled in."""
+    inputs, outputs = _signature_names(data)
+    described = {t["name"]: t for t in [*io_tensors(data)[0], *io_tensors(data)[1]]}
+    states = []
+    for position, state in enumerate(spec["states"]):
+        tensor_in, tensor_out = inputs[state["name"]], outputs[position + 1]
+        states.append({**state, "input": tensor_in, "output": tensor_out,
+                       "quantization": {"input": described[tensor_in]["quantization"],
+                                        "output": described[tensor_out]["quantization"]}})
+    return {**spec, "frame_input": inputs["frame"], "scores_output": outputs[0], "states": states}
+
+
+def _window_representative(windows):
+    def generate():
+        for window in windows:
+            yield [window[None].astype(np.float32)]
+    return generate
+
+
+def _step_representative(pairs, spec, limit=CALIBRATION_STEPS):
+    """Real (frame, state) pairs from float runs, keyed by input name, spread over windows and steps."""
+    steps, batch = len(pairs), len(pairs[0][0])
+    picks = np.random.default_rng(0).choice(steps * batch, size=min(limit, steps * batch), replace=False)
+    names = [state["name"] for state in spec["states"]]
+
+    def generate():
+        for pick in sorted(picks):
+            frame, states = pairs[pick // batch]
+            row = pick % batch
+            yield {"frame": frame[row:row + 1], **{n: s[row:row + 1] for n, s in zip(names, states)}}
+    return generate
+
+
+def _compare(reference, candidate, labels=None):
+    reference, candidate = np.asarray(reference, np.float32), np.asarray(candidate, np.float32)
+    result = {"windows": int(len(reference)),
+              "max_abs_diff": float(np.max(np.abs(reference - candidate))),
+              "mean_abs_diff": float(np.mean(np.abs(reference - candidate))),
+              "argmax_agreement": float(np.mean(reference.argmax(-1) == candidate.argmax(-1)))}
+    if labels is not None:
+        labels = np.asarray(labels)
+        result["accuracy_reference"] = float(np.mean(reference.argmax(-1) == labels))
+        result["accuracy"] = float(np.mean(candidate.argmax(-1) == labels))
+        result["drop_pp"] = 100.0 * (result["accuracy_reference"] - result["accuracy"])
+    return result
+
+
+def _run_window(data, windows):
+    model = open_model(data, probe=False)
+    return np.stack([model.run(window[None])[0][0] for window in windows])
+
+
+def _run_stream(data, spec, windows):
+    model = open_model(data, probe=False)
+    return np.stack([run_steps(model, window, spec)[0] for window in windows])
+
+
+def convert_rnn(keras_model, mode="float32", io="float", calibration=None, eval_data=None, streaming=False,
+                frames=None, calibration_size=200):
+    """Lower and convert an RNN model; returns {"tflite": bytes, "manifest": {...fragments}} (see module doc)."""
+    result = convert_rnn_modes(keras_model, [mode], io, calibration, eval_data, streaming, frames, calibration_size)
+    if "error" in result[mode]:
+        raise EdgennError(result[mode]["error"])
+    return result[mode]
+
+
+def convert_rnn_modes(keras_model, modes, io="float", calibration=None, eval_data=None, streaming=False,
+                      frames=None, calibration_size=200):
+    """{mode: convert_rnn result, or {"error": one line} for a mode TFLite cannot do}, lowering and tracing once."""
+    model = load_keras(keras_model) if isinstance(keras_model, (str, os.PathLike)) else keras_model
+    for mode in modes:
+        _check_options(mode, io, calibration)
+    plan = rnn_lower.analyze(model, frames)
+    window_shape = (plan.frames, *plan.frame_shape)
+    if calibration is not None:
+        calibration = _windows(calibration, window_shape, "calibration")[:calibration_size]
+    eval_windows = eval_labels = reference = None
+    if eval_data is not None:
+        eval_windows, eval_labels = eval_data if isinstance(eval_data, tuple) else (eval_data, None)
+        eval_windows = _windows(eval_windows, window_shape, "evaluation")
+        # the original model is the float reference, unless stateful (its state would leak between windows)
+        reference_model = model if not plan.notes else rnn_lower.lower_window(model, plan=plan, batch_size=None)
+        reference = reference_model.predict(eval_windows, verbose=0)
+    lowering = {**rnn_lower.WINDOW_LOWERING, "layers": plan.class_names, "notes": plan.notes}
+    need_window = not streaming or eval_windows is not None  # streaming is checked against the window
+    with tempfile.TemporaryDirectory(prefix="edgenn-rnn-") as folder:
+        window_saved = step_saved = spec = step_representative = None
+        if need_window:
+            window_saved = _saved_model(rnn_lower.lower_window(model, plan=plan), os.path.join(folder, "window"))
+        if streaming:
+            step, spec = rnn_lower.build_step_model(model, plan=plan)
+            step_saved = _saved_model(step, os.path.join(folder, "step"))
+            lowering["streaming"] = ("single-step model with explicit state inputs/outputs (h, c per recurrent "
+                                     "layer, ring buffers for Conv1D context), same weights; states are "
+                                     "requantized between steps")
+            if calibration is not None:
+                batch_step, _ = rnn_lower.build_step_model(model, plan=plan, batch_size=None)
+                step_representative = _step_representative(rnn_lower.step_through(batch_step, calibration, spec)[1],
+                                                            spec)
+        window_representative = None if calibration is None else _window_representative(calibration)
+        results = {}
+        for mode in modes:
+            quantized = mode in ("int8", "int16x8")
+            try:
+                window_data = step_data = None
+                if need_window:
+                    window_data = _convert(window_saved, mode, io, window_representative if quantized else None,
+                                           "window model")
+                if streaming:
+                    step_data = _convert(step_saved, mode, io, step_representative if quantized else None,
+                                         "step model")
+            except EdgennError as exc:
+                results[mode] = {"error": str(exc)}
+                continue
+            data = step_data if streaming else window_data
+            manifest = {"inputs": io_tensors(data)[0], "lowering": lowering,
+                        "quantization": {"mode": mode, "io": io,
+                                         "calibration_size": int(len(calibration)) if quantized else 0}}
+            if streaming:
+                manifest["streaming"] = _streaming_spec(step_data, spec)
+            if eval_windows is not None:
+                manifest["evaluation"] = _evaluate(reference, eval_labels, eval_windows, window_data, step_data,
+                                                   manifest.get("streaming"))
+            results[mode] = {"tflite": data, "window_tflite": window_data, "manifest": manifest}
+    return results
+
+
+def _evaluate(reference, labels, windows, window_data, step_data, spec):
+    window_scores = _run_window(window_data, windows)
+    if step_data is None:
+        return {"float_vs_quantized": _compare(reference, window_scores, labels)}
+    stream_scores = _run_stream(step_data, spec, windows)
+    return {"float_vs_quantized": _compare(reference, stream_scores, labels),
+            "window_float_vs_quantized": _compare(reference, window_scores, labels),
+            "window_vs_streaming": _compare(window_scores, stream_scores)}
+
+
+def _windows(array, shape, what):
+    """Windows as float32 [N, *shape]; adds the trailing channel axis of [time, features, 1] models."""
+    array = np.asarray(array, np.float32)
+    if array.shape[1:] != shape and array.shape[1:] + (1,) == shape:
+        array = array[..., None]
+    if array.ndim != len(shape) + 1 or array.shape[1:] != shape:
+        raise EdgennError(f"{what} windows have shape {list(array.shape[1:])}, the model needs {list(shape)}; "
+                          "use the model's audio front-end parameters and window length")
+    return array
