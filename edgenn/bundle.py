@@ -65,6 +65,9 @@ def read_manifest(model, name="model"):
         name = str(model)
     raw = associated_files(data).get(MANIFEST_NAME)
     if raw is None:
+        if MANIFEST_NAME.encode() in data[-65557:]:
+            raise EdgennError(f"{name}: the archive holding its edgenn.json manifest is damaged; "
+                              "re-create the bundle with `edgenn convert` or flash it again")
         return None
     try:
         manifest = json.loads(raw.decode("utf-8"))

@@ -2,6 +2,7 @@
 so `edgenn --help` stays fast on a Pi and a host-only dependency never loads on a device."""
 
 import importlib
+import importlib.util
 import sys
 
 import click

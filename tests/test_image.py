@@ -1,0 +1,53 @@
+"""Image preprocessing equals TFLite's RESIZE_BILINEAR (half-pixel centres) and maps boxes back."""
+
+import numpy as np
+import pytest
+
+from edgenn.image import ImageInput, fit, resize_bilinear
+from edgenn.runtime import TensorInfo
+
+
+@pytest.fixture(scope="module")
+def tf():
+    import tensorflow
+    return tensorflow
+
+
+@pytest.mark.parametrize("src,dst", [((341, 512), (224, 224)), ((28, 28), (96, 64)), ((480, 640), (300, 300))])
+def test_resize_equals_tflite_half_pixel(tf, src, dst):
+    image = np.random.default_rng(0).integers(0, 256, size=src + (3,), dtype=np.uint8)
+    reference = tf.raw_ops.ResizeBilinear(images=image[None].astype(np.float32), size=dst,
+                                          align_corners=False, half_pixel_centers=True)[0].numpy()
+    np.testing.assert_allclose(resize_bilinear(image, *dst), reference, atol=1e-3)
+
+
+@pytest.mark.parametrize("policy", ["stretch", "letterbox", "crop"])
+def test_placement_maps_model_boxes_back(policy):
+    image = np.zeros((200, 400, 3), np.uint8)
+    image[50:150, 100:200] = 255  # a white square
+    resized, placement = fit(image, 100, 100, policy)
+    ys, xs = np.nonzero(resized[:, :, 0] > 127)
+    box = placement.to_image([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    np.testing.assert_allclose(box, [100, 50, 200, 150], atol=3)
+
+
+def test_quantized_inputs_take_raw_pixels():
+    image = np.full((10, 10, 3), 200, np.uint8)
+    uint8 = TensorInfo("in", 0, (1, 4, 4, 3), np.dtype(np.uint8), 1 / 128, 128)
+    int8 = TensorInfo("in", 0, (1, 4, 4, 3), np.dtype(np.int8), 1 / 255, -128)
+    assert (ImageInput.from_tensor(uint8).prepare(image, uint8)[0] == 200).all()
+    assert (ImageInput.from_tensor(int8).prepare(image, int8)[0] == 72).all()
+
+
+def test_normalisation_from_manifest_and_grayscale():
+    tensor = TensorInfo("in", 0, (1, 8, 8, 1), np.dtype(np.float32), 0.0, 0)
+    spec = {"normalization": {"mean": 127.5, "std": 127.5}}
+    array, _ = ImageInput.from_tensor(tensor, spec).prepare(np.full((16, 16, 3), 255, np.uint8), tensor)
+    assert array.shape == (1, 8, 8, 1)
+    np.testing.assert_allclose(array, 1.0, atol=0.01)
+
+
+def test_non_image_input_is_refused():
+    from edgenn.errors import EdgennError
+    with pytest.raises(EdgennError, match="not an image"):
+        ImageInput.from_tensor(TensorInfo("audio", 0, (1, 15600), np.dtype(np.float32), 0.0, 0))
