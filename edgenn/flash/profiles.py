@@ -1,0 +1,67 @@
+"""Device profiles: what each board offers, so runners pick sensible defaults and flash can warn
+when a bundle does not fit the device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgenn.errors import EdgennError
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    threads: int            # interpreter threads a runner uses by default (the board's big cores)
+    runtime: str            # preferred TFLite runtime on the device
+    delegate: str | None    # delegate library a runner loads for `_edgetpu` models
+    camera: str             # default camera backend: picamera2 (CSI) or v4l2 (USB / Coral camera)
+    has_tpu: bool
+    memory_mb: int
+
+
+PROFILES = {
+    p.name: p for p in (
+        Profile("rpi4", "Raspberry Pi 4 (Cortex-A72, 4 cores)", 4, "ai_edge_litert", None,
+                "picamera2", False, 2048),
+        Profile("rpi5", "Raspberry Pi 5 (Cortex-A76, 4 cores)", 4, "ai_edge_litert", None,
+                "picamera2", False, 4096),
+        Profile("rpi-zero2w", "Raspberry Pi Zero 2 W (Cortex-A53, 4 cores, 512 MB)", 3,
+                "ai_edge_litert", None, "picamera2", False, 512),
+        Profile("rpi-coral-usb", "Raspberry Pi 4/5 with a Coral USB Accelerator", 4,
+                "ai_edge_litert", "libedgetpu.so.1", "picamera2", True, 2048),
+        Profile("coral-devboard", "Coral Dev Board (i.MX 8M + Edge TPU, Mendel Linux)", 4,
+                "tflite_runtime", "libedgetpu.so.1", "v4l2", True, 1024),
+    )
+}
+
+ALIASES = {
+    "pi4": "rpi4", "raspberry-pi-4": "rpi4",
+    "pi5": "rpi5", "raspberry-pi-5": "rpi5",
+    "zero2w": "rpi-zero2w", "pi-zero-2w": "rpi-zero2w",
+    "coral-usb": "rpi-coral-usb", "pi-coral-usb": "rpi-coral-usb",
+    "devboard": "coral-devboard", "coral-dev-board": "coral-devboard",
+}
+
+
+def get(name):
+    """The profile called NAME (or one of its aliases); EdgennError naming the known ones."""
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in PROFILES:
+        raise EdgennError(f"unknown device profile '{name}'; use one of: {', '.join(PROFILES)}")
+    return PROFILES[key]
+
+
+def fit_warnings(profile, edgetpu, size_bytes):
+    """Reasons a model may not run well on a device with this profile (empty when it fits)."""
+    warnings = []
+    if edgetpu and not profile.has_tpu:
+        warnings.append(f"an Edge TPU model on {profile.name}, which has no Edge TPU: it will not run "
+                        "there; flash the CPU model instead")
+    if not edgetpu and profile.has_tpu:
+        warnings.append(f"a CPU model on {profile.name}: it runs, but the Edge TPU stays idle; "
+                        "convert with --target edgetpu to use it")
+    if size_bytes > profile.memory_mb * 1024 * 1024 // 8:
+        warnings.append(f"a {size_bytes / 1e6:.0f} MB model on {profile.name} with {profile.memory_mb} MB "
+                        "of memory: expect swapping; use a smaller or quantized model")
+    return warnings
