@@ -83,6 +83,17 @@ def load(source, shape, normalization, limit, resize="stretch", color="rgb", wha
     return Samples(np.stack(inputs).astype(np.float32), truth, placements, names)
 
 
+def precheck(source, what="--calibration"):
+    """Fail fast, before any model loads, on a missing path or a folder without images."""
+    path = Path(str(source))
+    if path.is_dir():
+        if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
+            raise EdgennError(f"{what} {path}: the folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+                              "put calibration pictures in it, one subfolder per label")
+    elif not path.exists() and (path.suffix == ".npz" or ":" not in str(source)):
+        raise EdgennError(f"{what} {path}: no such folder or file (nor a module:function generator); check the path")
+
+
 def _check_picture(picture, prep, source, index, what):
     expected = (prep.height, prep.width) + ((prep.channels,) if prep.layout_has_channels else ())
     if picture.dtype.kind == "f":

@@ -48,8 +48,9 @@ class OpVerdict:
     reason: str
 
 
-def _tensor_problem(tensor):
-    """Why the Edge TPU cannot hold this tensor, or ''."""
+def _tensor_problem(model, tensor):
+    """Why the Edge TPU cannot hold this tensor, or ''. The dimension rule is about activations:
+    constant tensors (weights, 4-D convolution filters) are exempt."""
     kind = TENSOR_TYPES.get(tensor.Type(), str(tensor.Type()))
     if kind not in EIGHT_BIT | INDEX_TYPES:
         return f"{kind} tensor (needs int8/uint8)"
@@ -57,7 +58,8 @@ def _tensor_problem(tensor):
     if signature is not None and (np.asarray(signature) < 0).any():
         return "dynamic tensor size"
     shape = tensor.ShapeAsNumpy() if tensor.ShapeLength() else np.array([], np.int32)
-    if int((np.asarray(shape) > 1).sum()) > 3:
+    constant = model.Buffers(tensor.Buffer()).DataLength() > 0
+    if not constant and int((np.asarray(shape) > 1).sum()) > 3:
         return f"more than 3 dimensions larger than 1 ({list(map(int, shape))})"
     return ""
 
@@ -78,7 +80,7 @@ def compatibility(data):
         else:
             tensors = [op.Inputs(k) for k in range(op.InputsLength())] + [op.Outputs(k) for k in range(op.OutputsLength())]
             for t in tensors:
-                if t >= 0 and (problem := _tensor_problem(subgraph.Tensors(t))):
+                if t >= 0 and (problem := _tensor_problem(model, subgraph.Tensors(t))):
                     reason = problem
                     break
         if reason:

@@ -3,6 +3,7 @@
 Imports TensorFlow: call only inside the conversion child process (see pipeline.py).
 """
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,9 @@ def load(path, input_size=None):
         return _load_saved_model(path)
     if path.suffix not in (".keras", ".h5", ".hdf5"):
         raise EdgennError(f"{path}: not a Keras model file (.keras, .h5) or SavedModel folder")
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise EdgennError(f"{path}: not a Keras 3 model (a .keras file is a zip archive); "
+                          "save the model with model.save('name.keras')")
     import keras
 
     try:

@@ -105,18 +105,37 @@ def check_options(model, output, options):
         raise EdgennError(f"{output}: the output must be a .tflite file (-o model.tflite)")
     if options.labels:
         load_labels_file(options.labels)
+    from edgenn.converters import data
+
+    for source, what in ((options.calibration, "--calibration"), (options.eval, "--eval")):
+        if source and options.task not in AUDIO_TASKS:
+            data.precheck(source, what)
 
 
 def convert(model, output, options=None):
     """Convert MODEL to the bundle OUTPUT; returns Result. EdgennError (one line) on any failure,
     and then OUTPUT is not created."""
-    options = options or Options()
-    check_options(model, output, options)
+    return convert_all([(model, output, options or Options())])[0]
+
+
+def convert_all(jobs):
+    """Several conversions [(model, output, Options)] in one child (TensorFlow loads once); returns
+    [Result]. The first failure raises EdgennError; bundles of jobs before it are written."""
+    for model, output, options in jobs:
+        check_options(model, output, options)
     start = time.time()
-    work = run_child(_convert_in_child, str(model), options, what=f"converting {model}")
+    works = run_child(_convert_jobs, [(str(m), o) for m, _, o in jobs], what=f"converting {jobs[0][0]}")
+    results = []
+    for (model, output, options), work in zip(jobs, works):
+        results.append(_finish(output, options, work, time.time() - start))
+    return results
+
+
+def _finish(output, options, work, seconds):
+    """Quality gate, Edge TPU compilation and the atomic write of one converted model."""
     warnings = work["warnings"]
     manifest = work["manifest"]
-    if options.max_drop is not None and "evaluation" in manifest and "top1_agreement" in manifest["evaluation"]:
+    if options.max_drop is not None and "top1_agreement" in manifest.get("evaluation", {}):
         from edgenn.converters.evaluate import quality_drop
 
         drop = quality_drop(manifest["evaluation"])
@@ -137,7 +156,7 @@ def convert(model, output, options=None):
             extra.append(edgetpu_path)
     data = save_bundle(output, work["tflite"], manifest, work["labels"])
     return Result(str(output), manifest, len(data), work["table"], work["edgetpu_report"], warnings,
-                  extra + work["extra_files"], round(time.time() - start, 1))
+                  extra + work["extra_files"], round(seconds, 1))
 
 
 # --- the child ---------------------------------------------------------------------------------
@@ -202,13 +221,25 @@ def _child_main(conn, func, args, log):
         conn.close()
 
 
-def _convert_in_child(model, options, progress):
-    from edgenn.converters import evaluate, keras_model, quantize
+def _convert_jobs(jobs, progress):
+    from edgenn.converters import keras_model
+
+    cache = {}
+    works = []
+    for model, options in jobs:
+        key = (model, options.input_size)
+        if key not in cache:
+            cache[key] = keras_model.load(model, options.input_size)
+        works.append(_convert_one(model, cache[key], options, progress))
+    return works
+
+
+def _convert_one(model, loaded, options, progress):
+    from edgenn.converters import evaluate, quantize
     from edgenn.modelfile import read_contents
 
     warnings = []
-    say = lambda text: print(text, file=progress)  # noqa: E731
-    loaded = keras_model.load(model, options.input_size)
+    say = (lambda text: print(text, file=progress)) if progress.isatty() else (lambda text: None)
     if loaded.recurrent:
         loaded = _hook("rnn", "a model with recurrent layers").lower(loaded, options)
     task = _task(loaded, options)
@@ -216,7 +247,10 @@ def _convert_in_child(model, options, progress):
     if audio is None:
         _check_image_model(loaded, model)
     calibration, evaluation_set = _samples(loaded, options, audio)
-    labels = _labels(loaded, task, options, calibration or evaluation_set, warnings)
+    if evaluation_set is not None and task in IMAGE_TASKS:
+        kind = list if task == "detect" else int  # a folder's class names are no boxes, and vice versa
+        evaluation_set.truth = [t if isinstance(t, kind) else None for t in evaluation_set.truth]
+    labels = _labels(loaded, task, options, calibration or evaluation_set, evaluation_set, warnings)
 
     converter = loaded.converter()
     representative = None
@@ -332,7 +366,8 @@ def _samples(loaded, options, audio):
     return everything.take(kept), (everything.take(held) if held else None)
 
 
-def _labels(loaded, task, options, samples, warnings):
+def _labels(loaded, task, options, samples, evaluation_set, warnings):
+    """The model's labels; remaps the evaluation set's folder-name classes to their order."""
     classes = loaded.output_shapes[0][-1] - (5 if task == "detect" else 0)
     if options.labels:
         labels = load_labels_file(options.labels)
@@ -343,14 +378,15 @@ def _labels(loaded, task, options, samples, warnings):
     if task in IMAGE_TASKS and len(labels) != classes:
         raise EdgennError(f"{len(labels)} labels ({', '.join(labels[:4])}…) but the model has {classes} classes; "
                           "fix --labels or the calibration folder names")
-    if samples is not None and samples.label_names and samples.label_names != labels and task == "classify":
+    evaluated = evaluation_set
+    if evaluated is not None and evaluated.label_names and evaluated.label_names != labels and task == "classify":
         # Folder names index the sorted folders; remap them to the model's label order.
-        names = samples.label_names
+        names = evaluated.label_names
         if all(n in labels for n in names):
-            samples.truth = [labels.index(names[t]) if t is not None else None for t in samples.truth]
+            evaluated.truth = [labels.index(names[t]) if t is not None else None for t in evaluated.truth]
         else:
-            warnings.append("calibration folder names do not match the labels: accuracy not computed")
-            samples.truth = [None] * len(samples.truth)
+            warnings.append("evaluation folder names do not match the labels: accuracy not computed")
+            evaluated.truth = [None] * len(evaluated.truth)
     return labels
 
 

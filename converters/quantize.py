@@ -48,7 +48,7 @@ def convert(converter, mode, allow_flex):
                               f"({', '.join(missing)}), which only Flex (select TF ops) could run and no device "
                               "runtime has Flex; replace those layers, or pass --allow-flex for a host-only model") from None
         if missing:
-            raise EdgennError(f"{mode} conversion cannot quantize TensorFlow ops {', '.join(missing)}; "
-                              "try --quantize float32 or dynamic") from None
+            raise EdgennError(f"TensorFlow ops {', '.join(missing)} have neither a TFLite builtin nor a Flex "
+                              "kernel; replace those layers") from None
         first = next((line.strip() for line in text.splitlines() if "error" in line.lower()), text.strip()[:200])
         raise EdgennError(f"TFLite conversion ({mode}) failed: {first[:300]}") from None
