@@ -52,7 +52,7 @@ def open_store(target, ssh_options=SshOptions()):
         yield Store(fs, target.remote_dir or DEFAULT_BASE)
     except (paramiko.SSHException, EOFError, OSError) as exc:
         raise EdgennError(f"{label}: connection lost or device error ({exc or type(exc).__name__}); "
-                          "the device keeps its previous model; try again") from None
+                          "check the device and try again") from None
     finally:
         client.close()
 
@@ -69,6 +69,7 @@ def flash_one(artifact, target, ssh_options=SshOptions(), keep=3, quiet=False, p
     start = time.monotonic()
     result = Result(target.label, False, artifact.name, artifact.version, warnings=fit_warnings(artifact, target))
     update, close = transfer_bar(target.label, quiet, position)
+    store = None
     try:
         with open_store(target, ssh_options) as store:
             result.previous, reused, pruned = store.install(artifact, keep, update)
@@ -76,7 +77,12 @@ def flash_one(artifact, target, ssh_options=SshOptions(), keep=3, quiet=False, p
         result.message = ("already there, made current" if reused else "installed") + \
             (f"; removed {', '.join(pruned)}" if pruned else "")
     except EdgennError as exc:
-        result.message = str(exc)
+        if store is not None and store.activated == artifact.version:
+            # Only the pruning of old versions was cut short: the new model is in place and current.
+            result.ok = True
+            result.message = f"installed; old versions not pruned ({exc})"
+        else:
+            result.message = f"{exc}; the previous model stays active"
     except Exception as exc:  # one device's unexpected failure must not stop the others
         result.message = f"unexpected error: {type(exc).__name__}: {exc}"
     finally:

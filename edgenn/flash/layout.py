@@ -45,6 +45,7 @@ class Store:
     def __init__(self, fs, base=DEFAULT_BASE):
         self.fs = fs
         self.base = fs.resolve(base)
+        self.activated = None  # the version the last link switch made current
 
     def _path(self, *parts):
         for part in parts:
@@ -76,7 +77,7 @@ class Store:
                 self.fs.remove_tree(staging)
                 raise EdgennError(f"{artifact.name} {artifact.version}: the uploaded file's sha256 on the device "
                                   f"({found[:12]}…) differs from the model's ({artifact.sha256[:12]}…); the copy was "
-                                  "removed and the previous model stays active; flash again")
+                                  "removed; flash again")
             info = {"name": artifact.name, "version": artifact.version, "file": artifact.filename,
                     "sha256": artifact.sha256, "size": len(artifact.data), "installed": time.time(),
                     "source": artifact.source}
@@ -146,6 +147,7 @@ class Store:
         link = self._path(name, f"{TMP_PREFIX}current-{secrets.token_hex(4)}")
         self.fs.symlink(version, link)
         self.fs.rename(link, self._path(name, CURRENT))
+        self.activated = version
 
     def _info(self, name, version):
         raw = self.fs.read_bytes(self._path(name, version, INFO))

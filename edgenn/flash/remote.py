@@ -79,6 +79,8 @@ class RemoteFS:
             stdin.close()  # end of input: xargs runs the script (dropping stdin early would end it unrun)
             out, err = stdout.read().decode(errors="replace"), stderr.read().decode(errors="replace")
             status = stdout.channel.recv_exit_status()
+            if status == -1:  # no exit status: the connection closed under the command
+                raise EOFError("connection closed while checking the upload")
             if status != 0 or not out.strip():
                 raise EdgennError(f"{self.label}: cannot compute sha256 on the device ({err.strip() or status}); "
                                   "it needs the POSIX tools xargs, sh and sha256sum (coreutils or BusyBox)")
