@@ -69,21 +69,26 @@ def _inner_name(layer):
 
 
 def _chain(model):
-    """The model's layers in order, refusing branched graphs and nested models."""
+    """The model's layers in order (one input, one output)."""
     if not isinstance(model, keras.Model):
         raise EdgennError(f"expected a Keras model, got {type(model).__name__}")
     layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise EdgennError(f"model {model.name!r} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
                           "edgenn lowers RNN models with one input and one output")
-    if not isinstance(model, keras.Sequential):
-        previous = model.inputs[0]
-        for layer in layers:  # a chain: every layer reads exactly the previous layer's output
-            if layer.input is not previous:
-                raise EdgennError(f"layer {layer.name!r} does not read the previous layer's output; edgenn "
-                                  "lowers chains of layers only (no branches or skip connections)")
-            previous = layer.output
     return layers
+
+
+def _check_chain(model, layers):
+    """Every layer must read exactly the previous layer's output (no branches or skip connections)."""
+    if isinstance(model, keras.Sequential):
+        return
+    previous = model.inputs[0]
+    for layer in layers:
+        if layer.input is not previous:
+            raise EdgennError(f"layer {layer.name!r} does not read the previous layer's output; edgenn "
+                              "lowers chains of layers only (no branches or skip connections)")
+        previous = layer.output
 
 
 def analyze(model, frames=None):
@@ -97,6 +102,7 @@ def analyze(model, frames=None):
             shown = f"{name}({inner})" if inner else name
             raise EdgennError(f"layer {layer.name!r} ({shown}) cannot be lowered to builtin TFLite ops; supported: "
                               f"{', '.join(SUPPORTED)} (TimeDistributed and Bidirectional around those)")
+    _check_chain(model, layers)
     if not any(type(layer).__name__ in RECURRENT + ("Bidirectional",) for layer in layers):
         raise EdgennError(f"model {model.name!r} has no LSTM, GRU or SimpleRNN layer; convert it as a CNN")
     shape = tuple(model.inputs[0].shape)

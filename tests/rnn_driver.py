@@ -1,0 +1,42 @@
+"""Conversions for the RNN tests, run once in one spawned child process (TensorFlow stays out of
+the test process, and a converter crash cannot take pytest down)."""
+
+import os
+
+MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
+SWEEP_KINDS = ("lstm", "gru", "gru2", "crnn", "bilstm")
+SWEEP_FRAMES = 16  # unrolling repeats the same ops per frame: 16 frames cover the op set of 49, 3x faster
+EQUIVALENCE_KINDS = ("crnn", "mfcc_crnn")  # GRU + Conv1D valid (warm-up); LSTM (h, c) + causal Conv1D, [T, F, 1]
+
+
+def _strip(result):
+    return {key: result.get(key) for key in ("tflite", "window_tflite", "manifest", "error")}
+
+
+def run_all():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import rnn_models
+    from edgenn.converters.rnn import convert_rnn_modes
+
+    out = {"sweep": {}, "equivalence": {}}
+    calibration, _ = rnn_models.separable_windows(64, 1, frames=SWEEP_FRAMES)
+    for kind in SWEEP_KINDS:
+        model = rnn_models.build(kind, frames=SWEEP_FRAMES)
+        results = convert_rnn_modes(model, MODES, calibration=calibration)
+        out["sweep"][kind] = {mode: _strip(r) for mode, r in results.items()}
+    stateful = rnn_models.build("lstm", frames=SWEEP_FRAMES, stateful=True)
+    out["stateful"] = _strip(convert_rnn_modes(stateful, ["int8"], calibration=calibration)["int8"])
+
+    calibration, _ = rnn_models.separable_windows(100, 5)
+    held_out = rnn_models.separable_windows(200, 6)
+    for kind in EQUIVALENCE_KINDS:
+        model = rnn_models.trained(kind)
+        results = convert_rnn_modes(model, ["float32", "int8"], calibration=calibration, eval_data=held_out,
+                                    streaming=True)
+        out["equivalence"][kind] = {mode: _strip(r) for mode, r in results.items()}
+        if kind == "crnn":  # int8 IO: states are requantized between steps by edgenn.streaming
+            results = convert_rnn_modes(model, ["int8"], io="int8", calibration=calibration, eval_data=held_out,
+                                        streaming=True)
+            out["equivalence"]["crnn_int8_io"] = {"int8": _strip(results["int8"])}
+    out["held_out"] = held_out
+    return out
