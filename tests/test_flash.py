@@ -1,7 +1,6 @@
 """Flash over SSH against real sshd instances on 127.0.0.1: install, list, roll back, prune,
 connections cut mid-flash, tampered uploads, host key checks, and a fleet with a device down."""
 
-import hashlib
 import json
 import os
 import random
@@ -13,21 +12,12 @@ import paramiko
 import pytest
 
 from conftest import require, run_cli
-from edgenn.bundle import make_bundle
 from edgenn.errors import EdgennError
 from edgenn.flash import actions, artifact
 from edgenn.flash.ssh import SshOptions
 from edgenn.flash.targets import Target
-from edgenn.manifest import new_manifest
+from flash_helpers import assert_complete, current, make_model
 from sshd_server import SSHD, CuttingProxy, Sshd, keygen
-
-
-def make_model(folder, version, size=50_000, name="shapes", seed=0):
-    """A bundle: TFLite-looking bytes with a manifest naming NAME and VERSION."""
-    data = b"\x18\x00\x00\x00TFL3" + random.Random(f"{seed}{version}").randbytes(size)
-    path = Path(folder) / f"{name}-{version}.tflite"
-    path.write_bytes(make_bundle(data, new_manifest(name, "classify", [{"shape": [1, 8, 8, 3]}], version=version)))
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -54,18 +44,6 @@ def device(lab, tmp_path, port=None):
     """A Target on the first sshd whose models folder is TMP_PATH/device."""
     return Target(label="dev", kind="ssh", host="127.0.0.1", port=port or lab.servers[0].port,
                   remote_dir=str(tmp_path / "device"))
-
-
-def current(folder, name="shapes"):
-    return os.readlink(folder / name / "current")
-
-
-def assert_complete(folder, name="shapes"):
-    """`current` names a version whose file matches the sha256 its install.json records."""
-    version = folder / name / current(folder, name)
-    info = json.loads((version / "install.json").read_text())
-    assert hashlib.sha256((version / info["file"]).read_bytes()).hexdigest() == info["sha256"]
-    return info
 
 
 def test_flash_list_rollback_and_prune(lab, tmp_path):
