@@ -145,3 +145,35 @@ def test_profiles():
     zero = profiles.get("rpi-zero2w")
     assert any("memory" in w for w in profiles.fit_warnings(zero, False, 100_000_000))
     assert profiles.fit_warnings(profiles.get("rpi4"), False, 4_000_000) == []
+
+
+def test_profile_detection(tmp_path, monkeypatch):
+    monkeypatch.delenv("EDGENN_PROFILE", raising=False)
+    assert profiles.detect(tmp_path) is None
+    (tmp_path / "proc/device-tree").mkdir(parents=True)
+    (tmp_path / "proc/device-tree/model").write_bytes(b"Raspberry Pi 4 Model B Rev 1.4\0")
+    assert profiles.detect(tmp_path).name == "rpi4"
+    coral = tmp_path / "sys/bus/usb/devices/2-1"
+    coral.mkdir(parents=True)
+    (coral / "idVendor").write_text("18d1\n")
+    (coral / "idProduct").write_text("9302\n")
+    assert profiles.detect(tmp_path).name == "rpi-coral-usb"
+    shutil.rmtree(coral)
+    (tmp_path / "proc/device-tree/model").write_bytes(b"Raspberry Pi Zero 2 W Rev 1.0\0")
+    assert profiles.detect(tmp_path).name == "rpi-zero2w"
+    monkeypatch.setenv("EDGENN_PROFILE", "pi5")
+    assert profiles.detect(tmp_path).name == "rpi5"
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch, capsys):
+    from edgenn.flash.progress import transfer_bar
+
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    assert transfer_bar("pi")[0] is None
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    assert transfer_bar("pi", quiet=True)[0] is None
+    update, close = transfer_bar("pi")
+    update(512 * 1024, 1024 * 1024)
+    update(1024 * 1024, 1024 * 1024)
+    close()
+    assert "pi" in capsys.readouterr().err

@@ -3,7 +3,9 @@ when a bundle does not fit the device."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from edgenn.errors import EdgennError
 
@@ -50,6 +52,36 @@ def get(name):
     if key not in PROFILES:
         raise EdgennError(f"unknown device profile '{name}'; use one of: {', '.join(PROFILES)}")
     return PROFILES[key]
+
+
+# USB ids of the Coral USB Accelerator: before its firmware loads, and after.
+CORAL_USB_IDS = {("1a6e", "089a"), ("18d1", "9302")}
+
+
+def detect(root="/"):
+    """The profile of the machine this runs on ($EDGENN_PROFILE, else the device tree's model name
+    and a Coral USB Accelerator on the USB bus), or None on an unknown machine such as a PC."""
+    if os.environ.get("EDGENN_PROFILE"):
+        return get(os.environ["EDGENN_PROFILE"])
+    root = Path(root)
+    try:
+        model = (root / "proc/device-tree/model").read_bytes().decode(errors="replace").strip("\0 \n")
+    except OSError:
+        return None
+    usb = set()
+    for device in (root / "sys/bus/usb/devices").glob("*"):
+        try:
+            usb.add(((device / "idVendor").read_text().strip(), (device / "idProduct").read_text().strip()))
+        except OSError:
+            continue
+    if "Phanbell" in model or "i.MX8MQ" in model:
+        return PROFILES["coral-devboard"]
+    if usb & CORAL_USB_IDS and "Raspberry Pi" in model:
+        return PROFILES["rpi-coral-usb"]
+    for prefix, name in (("Raspberry Pi Zero 2", "rpi-zero2w"), ("Raspberry Pi 5", "rpi5"), ("Raspberry Pi 4", "rpi4")):
+        if model.startswith(prefix):
+            return PROFILES[name]
+    return None
 
 
 def fit_warnings(profile, edgetpu, size_bytes):
