@@ -120,7 +120,8 @@ def apply_lighting(rng, img):
 
 
 def _random_pose(rng, radius_range):
-    return rng.uniform(*radius_range), rng.uniform(0, 2 * np.pi), np.exp(rng.uniform(-0.3, 0.3))
+    """Radius, angle and aspect; the aspect range also covers a 4:3 frame stretched to a square."""
+    return rng.uniform(*radius_range), rng.uniform(0, 2 * np.pi), np.exp(rng.uniform(-0.4, 0.4))
 
 
 def classification_sample(rng, size=64):
@@ -193,7 +194,7 @@ def write_demo_video(path, seconds=10.0, fps=15, seed=0, size=(320, 240), n_obje
     for i in range(n_objects):
         s = {"label_id": int(rng.integers(len(LABELS))), "radius": rng.uniform(0.1, 0.16) * height,
              "angle": rng.uniform(0, 2 * np.pi), "spin": rng.uniform(-2, 2) / fps,
-             "aspect": np.exp(rng.uniform(-0.2, 0.2)),
+             "aspect": np.exp(rng.uniform(-0.1, 0.1)),
              "vel": rng.uniform(0.3, 1, size=2) * rng.choice([-1, 1], size=2) * [strip, height] * 0.4 / fps}
         margin = s["radius"] * 1.2
         s["lo"] = np.array([strip * i + margin, margin])
