@@ -5,8 +5,10 @@ tests/tiny_cnns.py in a subprocess and every conversion runs in the converter's 
 Conversions happen once per session (convert_all: one child for the whole batch)."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +66,8 @@ def converted(tiny):
                 options.debug_layers = str(out / "classifier_layers")
             keys.append((model, mode, io))
             jobs.append((tiny / f"{model}.keras", out / f"{model}_{mode}_{io}.tflite", options))
+    keys.append(("classifier_h5", "float16", "float"))
+    jobs.append((tiny / "classifier.h5", out / "classifier_h5.tflite", Options(quantize="float16")))
     keys.append(("classifier", "folder", "float"))
     jobs.append((tiny / "classifier.keras", out / "classifier_folder.tflite",
                  Options(calibration=str(tiny / "folder"))))
@@ -189,6 +193,18 @@ def test_bad_input_gives_one_line_and_no_file(tiny, tmp_path, case):
     expected = {"not_a_model": "not a Keras 3 model", "two_inputs": "has 2 inputs", "no_images": "no images",
                 "wrong_shape": "shape [20, 20, 3]", "needs_flex": "MatrixDeterminant", "max_drop": "--max-drop"}
     assert expected[case] in lines[0]
+
+
+def test_interrupt_leaves_no_file(tiny, tmp_path):
+    output = tmp_path / "out.tflite"
+    process = subprocess.Popen([str(Path(sys.executable).with_name("edgenn")), "convert", str(tiny / "classifier.keras"),
+                                "-o", str(output), "--calibration", str(tiny / "classes.npz")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)  # inside the conversion child by now
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0 and "interrupted" in stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_allow_flex_warns(tiny, tmp_path):

@@ -55,7 +55,9 @@ def main(out):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(0)
-    classifier().save(out / "classifier.keras")
+    model = classifier()
+    model.save(out / "classifier.keras")
+    model.save(out / "classifier.h5")  # legacy HDF5, which Keras 3 still reads
     detector().save(out / "detector.keras")
     two_inputs().save(out / "two_inputs.keras")
     module = NeedsFlex()
