@@ -24,6 +24,7 @@ class Loaded:
     saved_model: str = None     # ... or a SavedModel folder (from_saved_model)
     function: object = None     # the SavedModel's serving function
     input_key: str = None       # its (keyword-only) input name
+    recurrent: bool = False     # holds recurrent layers: the RNN path converts it (see pipeline.py)
 
     def predict(self, inputs, batch=64):
         """Float outputs (list, one array per output) for one batch of single-input samples."""
@@ -37,12 +38,6 @@ class Loaded:
             result = self.function(**{self.input_key: tf.constant(inputs[start:start + 1])})
             parts.append([np.asarray(result[k]) for k in sorted(result)])
         return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
-
-    @property
-    def recurrent(self):
-        if self.keras_model is None:
-            return False
-        return any(type(layer).__name__ in RECURRENT for layer in _all_layers(self.keras_model))
 
     def converter(self):
         import tensorflow as tf
@@ -82,6 +77,9 @@ def load(path, input_size=None):
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise EdgennError(f"{path}: Keras cannot load this model ({first}); give a Keras 3 .keras file, "
                           "an .h5 that Keras 3 reads, or a SavedModel folder") from None
+    if any(type(layer).__name__ in RECURRENT for layer in _all_layers(model)):
+        return Loaded(path.stem, [list(t.shape) for t in model.inputs], [list(t.shape) for t in model.outputs],
+                      keras_model=model, recurrent=True)
     return _fix_batch(model, path.stem, input_size)
 
 

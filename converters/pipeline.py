@@ -7,13 +7,13 @@ Steps (all TensorFlow work runs in a child process started with the 'spawn' meth
 inside TensorFlow — the calibrator segfaults on WHILE loops — becomes one error line and the
 caller never imports TensorFlow):
   1. load the model (keras_model.load), batch fixed to 1;
-  2. lowering: a model with recurrent layers goes through `edgenn.converters.rnn.lower(loaded,
-     options)` when that module exists (the RNN hook: it takes and returns a keras_model.Loaded,
-     typically a single-step model with explicit state); CNNs convert as they are;
-  3. data: calibration and evaluation samples. Image tasks (classify, detect) use data.load, which
-     preprocesses with edgenn.image exactly as the camera runner does. Other tasks (keywords,
-     audio_classify) call `edgenn.converters.audio.load_samples(source, loaded, options, limit)`
-     and `edgenn.converters.audio.manifest_fields(loaded, options)` (the audio hook);
+  2. the RNN hook: a model with recurrent layers, or an audio task (keywords, audio_classify),
+     goes to `edgenn.converters.rnn.pipeline_convert(model_path, options, progress)`, which runs in
+     this same child and returns the work dict _convert_one returns ("tflite", a validated
+     "manifest", "labels", "table" rows, "warnings", "edgetpu_report", "extra_files"); the parent
+     then gates and writes it like any other. CNNs go on here:
+  3. data: calibration and evaluation samples through data.load, which preprocesses with
+     edgenn.image exactly as the camera runner does;
   4. convert in the chosen mode with builtin ops only (Flex only with allow_flex, with a warning);
   5. evaluate the float model against the converted one on the same inputs (evaluate.compare);
   6. the parent applies --max-drop, runs edgetpu_compiler when asked and present, and writes the
@@ -63,7 +63,7 @@ class Options:
     resize: str = "stretch"
     color: str = "rgb"
     score_threshold: float = None    # detectors
-    streaming: bool = False          # audio hook
+    streaming: bool = False          # RNN hook
 
 
 @dataclass
@@ -230,7 +230,11 @@ def _convert_jobs(jobs, progress):
         key = (model, options.input_size)
         if key not in cache:
             cache[key] = keras_model.load(model, options.input_size)
-        works.append(_convert_one(model, cache[key], options, progress))
+        if cache[key].recurrent or options.task in AUDIO_TASKS:
+            hook = _hook("rnn", "pipeline_convert", "a recurrent model or an audio task")
+            works.append(hook(model, options, progress))
+        else:
+            works.append(_convert_one(model, cache[key], options, progress))
     return works
 
 
@@ -240,13 +244,9 @@ def _convert_one(model, loaded, options, progress):
 
     warnings = []
     say = (lambda text: print(text, file=progress)) if progress.isatty() else (lambda text: None)
-    if loaded.recurrent:
-        loaded = _hook("rnn", "a model with recurrent layers").lower(loaded, options)
     task = _task(loaded, options)
-    audio = _hook("audio", f"task {task}") if task in AUDIO_TASKS else None
-    if audio is None:
-        _check_image_model(loaded, model)
-    calibration, evaluation_set = _samples(loaded, options, audio)
+    _check_image_model(loaded, model)
+    calibration, evaluation_set = _samples(loaded, options)
     if evaluation_set is not None and task in IMAGE_TASKS:
         kind = list if task == "detect" else int  # a folder's class names are no boxes, and vice versa
         evaluation_set.truth = [t if isinstance(t, kind) else None for t in evaluation_set.truth]
@@ -275,7 +275,7 @@ def _convert_one(model, loaded, options, progress):
         float_out = loaded.predict(evaluation_set.inputs)
         quant_out = evaluate.run_tflite(tflite, evaluation_set.inputs)
         decoder = _decoder(loaded, task, options)
-        evaluation = evaluate.compare(task if audio is None else "classify", evaluation_set, float_out,
+        evaluation = evaluate.compare(task, evaluation_set, float_out,
                                       quant_out, decoder)
         evaluation["source"] = options.eval or "held-back calibration samples (every 5th)"
         table = evaluate.table(evaluation)
@@ -294,17 +294,18 @@ def _convert_one(model, loaded, options, progress):
         from edgenn.converters import edgetpu
 
         report = edgetpu.report_lines(edgetpu.compatibility(tflite))
-    manifest = _manifest(model, loaded, task, labels, options, tflite, calibration, evaluation, seconds, audio)
+    manifest = _manifest(model, loaded, task, labels, options, tflite, calibration, evaluation, seconds)
     return {"tflite": tflite, "manifest": manifest, "labels": labels, "table": table, "warnings": warnings,
             "edgetpu_report": report, "extra_files": extra}
 
 
-def _hook(name, what):
-    """edgenn.converters.<name>, the plug-in for RNN lowering or audio data; a clear error without it."""
+def _hook(name, function, what):
+    """edgenn.converters.<name>.<function>, a plug-in of the pipeline; a clear error without it."""
     module = f"edgenn.converters.{name}"
-    if importlib.util.find_spec(module) is None:
-        raise EdgennError(f"{what} needs {module}, which this edgenn does not have; upgrade edgenn")
-    return importlib.import_module(module)
+    found = importlib.util.find_spec(module) is not None and getattr(importlib.import_module(module), function, None)
+    if not found:
+        raise EdgennError(f"{what} needs {module}.{function}, which this edgenn does not have; upgrade edgenn")
+    return found
 
 
 def _progress(items, stream, what):
@@ -341,14 +342,12 @@ def _normalization(options):
     return {"mean": mean[0] if len(mean) == 1 else mean, "std": std[0] if len(std) == 1 else std}
 
 
-def _samples(loaded, options, audio):
+def _samples(loaded, options):
     """(calibration Samples or None, evaluation Samples or None)."""
     from edgenn.converters import data
     from edgenn.converters.quantize import CALIBRATED
 
     def read(source, limit, what):
-        if audio is not None:
-            return audio.load_samples(source, loaded, options, limit)
         return data.load(source, loaded.input_shapes[0], _normalization(options), limit, options.resize,
                          options.color, what)
 
@@ -429,7 +428,7 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def _manifest(model, loaded, task, labels, options, tflite, calibration, evaluation, seconds, audio):
+def _manifest(model, loaded, task, labels, options, tflite, calibration, evaluation, seconds):
     import keras
     import tensorflow as tf
 
@@ -441,9 +440,8 @@ def _manifest(model, loaded, task, labels, options, tflite, calibration, evaluat
     for tensor in inputs:
         spec = {"name": tensor["name"], "shape": tensor["shape"], "dtype": tensor["dtype"],
                 "quantization": tensor["quantization"] if tensor["quantization"]["scale"] else None}
-        if audio is None:
-            spec.update({"layout": "NHWC" if len(tensor["shape"]) == 4 else "NHW", "color": options.color,
-                         "resize": options.resize, "normalization": _normalization(options)})
+        spec.update({"layout": "NHWC" if len(tensor["shape"]) == 4 else "NHW", "color": options.color,
+                     "resize": options.resize, "normalization": _normalization(options)})
         specs.append(spec)
     quantization = {"mode": options.quantize, "io": options.io, "convert_seconds": round(seconds, 1)}
     if calibration is not None and options.quantize in ("int8", "int16x8"):
@@ -464,7 +462,5 @@ def _manifest(model, loaded, task, labels, options, tflite, calibration, evaluat
         fields["decoder"] = decoder
     if evaluation:
         fields["evaluation"] = evaluation
-    if audio is not None:
-        fields.update(audio.manifest_fields(loaded, options))
     name = options.name or Path(model).stem.replace(" ", "_")
     return new_manifest(name, task, specs, **fields)
