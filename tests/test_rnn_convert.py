@@ -13,6 +13,8 @@ from edgenn.modelfile import read_contents
 from edgenn.runtime import open_model
 from edgenn.streaming import Stream, run_steps
 
+from conftest import require
+
 import rnn_driver
 
 
@@ -94,3 +96,14 @@ def test_stream_names_missing_tensor_in_one_line(converted):
     with pytest.raises(EdgennError, match="nope") as error:
         Stream(open_model(result["tflite"], probe=False), spec)
     assert "\n" not in str(error.value)
+
+
+def test_demo_speech_model_streams_like_its_window(converted):
+    require(converted["demo"] is not None, "the demo speech model (edgenn/demo/speech_commands.keras) and espeak-ng")
+    evaluation = converted["demo"]["int8"]["manifest"]["evaluation"]
+    assert converted["demo"]["windows"] == 200
+    assert evaluation["window_vs_streaming"]["argmax_agreement"] == 1.0
+    assert evaluation["window_vs_streaming"]["max_abs_diff"] <= 0.05
+    contents = read_contents(converted["demo"]["int8"]["tflite"])
+    assert "WHILE" not in contents.op_names and not contents.flex_ops
+    print("demo int8 streaming on held-out voices:", evaluation)
