@@ -1,0 +1,139 @@
+"""The microphone runner: an audio source through the speech pipeline to events, with a summary.
+
+    summary = run_listen("speech_commands.tflite", source="default", events="-")
+
+The source's callback or reader thread fills a bounded queue; this thread takes blocks, runs the
+Listener and emits events in the shared schema (edgenn.events). SIGINT / SIGTERM, --duration or
+the end of a file end the run with a summary: audio seconds, events, overflows, real-time factor
+(processing time / audio time).
+"""
+
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from edgenn.errors import EdgennError
+from edgenn.events import make_event, make_sink
+from edgenn.devices.audio_sources import END, open_audio_source
+from edgenn.devices.speech import Listener, load_audio_model
+
+EVENT_KIND = {"keywords": "keyword", "audio_classify": "audio_class"}
+
+
+def resolve_model(model):
+    """A model path, or the current file of an installed model NAME."""
+    path = Path(model)
+    if path.exists() or path.suffix or "/" in str(model):
+        return path
+    try:
+        from edgenn.flash.layout import installed_model
+    except ImportError:
+        return path
+    return installed_model(str(model)) or path
+
+
+class _Signals:
+    """SIGINT / SIGTERM stop the run (the summary still prints); a second SIGINT aborts."""
+
+    def __init__(self, stop):
+        self.stop, self.saved = stop, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for number, reason in ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")):
+                self.saved[number] = signal.signal(number, self._handler(reason))
+        return self
+
+    def _handler(self, reason):
+        def handle(number, _frame):
+            if self.stop.get("reason") and number == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.stop["reason"] = reason
+        return handle
+
+    def __exit__(self, *exc):
+        for number, handler in self.saved.items():
+            signal.signal(number, handler)
+
+
+def run_listen(model, source="default", *, events=None, mode=None, threshold=None, thresholds=None, hop_ms=None,
+               smoothing_ms=None, refractory_ms=None, copies=2, realtime=False, duration=None, labels=None,
+               frontend=None, task=None, input_rate=None, device_rate=None, runtime=None, threads=None,
+               queue_blocks=None, on_detection=None, on_start=None, log=None):
+    """Run MODEL on SOURCE ('default', a device index or name, FILE.wav, '-' for raw PCM on stdin).
+
+    events: a sink spec or a list ('-', FILE, mqtt://HOST[:PORT]/TOPIC). Returns the summary dict;
+    its "error" is set when the source failed mid-run."""
+    log = log or (lambda message: print(f"edgenn: {message}", file=sys.stderr))
+    audio = load_audio_model(resolve_model(model), labels=labels, frontend=frontend, task=task, runtime=runtime,
+                             threads=threads)
+    listener = Listener(audio, mode, threshold, thresholds, hop_ms, smoothing_ms, refractory_ms, copies)
+    options = {"queue_blocks": queue_blocks} if queue_blocks else {}
+    src = open_audio_source(source, audio.rate, realtime=realtime, input_rate=input_rate, device_rate=device_rate,
+                            **options)
+    sink = make_sink(events) if events else None
+    stop = {}
+    counts = Counter()
+    busy = audio_samples = 0
+    started = time.monotonic()
+    try:
+        src.start()
+        log(f"listening to {src.describe()} with {audio.name} ({audio.task}, {listener.mode} mode)")
+        if on_start:
+            on_start(stop)
+        with _Signals(stop):
+            while not stop.get("reason"):
+                if duration and time.monotonic() - started >= duration:
+                    stop["reason"] = "duration reached"
+                    break
+                block = src.read(timeout=0.1)
+                if block is END:
+                    stop["reason"] = "end of source" if not src.error else "source failed"
+                    break
+                if block is None:
+                    continue
+                begin = time.perf_counter()
+                detections = listener.push(block.samples)
+                busy += time.perf_counter() - begin
+                audio_samples = block.offset + len(block.samples)
+                for found in detections:
+                    counts[found.label] += 1
+                    # live: the capture time of the word's start; recorded audio read ahead: now
+                    when = block.time + (found.start * audio.rate - block.offset) / audio.rate if src.live else None
+                    heard = block.time + (found.end_sample - block.offset) / audio.rate  # capture of the last sample used
+                    event = make_event("microphone", audio.name, EVENT_KIND[audio.task], found.label, found.score,
+                                       when=when, latency_ms=1000 * (time.time() - heard),
+                                       stream_time=round(found.start, 3), detected_at=round(found.detected, 3),
+                                       mode=listener.mode)
+                    if sink:
+                        sink.emit(event)
+                    if on_detection:
+                        on_detection(event)
+    finally:
+        src.stop()
+        if sink:
+            sink.close()
+    seconds = audio_samples / audio.rate
+    return {"model": audio.name, "task": audio.task, "mode": listener.mode, "source": src.describe(),
+            "audio_seconds": round(seconds, 3), "wall_seconds": round(time.monotonic() - started, 3),
+            "processing_seconds": round(busy, 3), "real_time_factor": round(busy / seconds, 4) if seconds else 0.0,
+            "events": sum(counts.values()), "labels": dict(counts), "overflows": src.overflows,
+            "lost_seconds": round(src.lost_samples / src.input_rate, 3), "stopped_by": stop.get("reason"),
+            "error": src.error}
+
+
+def check_thresholds(items):
+    """{label: threshold} from LABEL=X strings."""
+    result = {}
+    for item in items or ():
+        label, sep, value = item.rpartition("=")
+        try:
+            result[label] = float(value)
+        except ValueError:
+            label = ""
+        if not sep or not label:
+            raise EdgennError(f"--keyword-threshold {item!r}: expected LABEL=SCORE, e.g. yes=0.8")
+    return result
