@@ -60,7 +60,7 @@ class _Signals:
 
 
 def run_listen(model, source="default", *, events=None, mode=None, threshold=None, thresholds=None, hop_ms=None,
-               smoothing_ms=None, refractory_ms=None, copies=2, realtime=False, duration=None, labels=None,
+               smoothing_ms=None, refractory_ms=None, copies=4, realtime=False, duration=None, labels=None,
                frontend=None, task=None, input_rate=None, device_rate=None, runtime=None, threads=None,
                queue_blocks=None, on_detection=None, on_start=None, log=None):
     """Run MODEL on SOURCE ('default', a device index or name, FILE.wav, '-' for raw PCM on stdin).

@@ -37,7 +37,7 @@ from edgenn.streaming import Stream
 FRONTEND_PRESETS = {"mlcommons_kws": FrontEndParams.mlcommons_kws}
 TASKS = ("keywords", "audio_classify")
 DEFAULTS = {  # per task: hop between window runs, smoothing, refractory period (ms), threshold
-    "keywords": {"hop_ms": 100, "smoothing_ms": 300, "refractory_ms": 700, "threshold": 0.7},
+    "keywords": {"hop_ms": 100, "smoothing_ms": 400, "refractory_ms": 700, "threshold": 0.75},
     "audio_classify": {"hop_ms": 500, "smoothing_ms": 0, "refractory_ms": 2000, "threshold": 0.5},
 }
 BRIDGE_CHUNKS = 10  # 100 ms: quieter gaps inside one word
@@ -231,7 +231,7 @@ class SampleWindowScorer:
 class StreamingScorer:
     """The step model once per frame, K staggered states each reset once per window (see module doc)."""
 
-    def __init__(self, audio, copies=2):
+    def __init__(self, audio, copies=4):
         if not audio.streaming:
             raise EdgennError(f"{audio.name} is a window model; streaming mode needs a step model "
                               "(`edgenn convert --streaming`), or use --mode window")
@@ -263,7 +263,7 @@ class StreamingScorer:
         return out
 
 
-def make_scorer(audio, mode, hop_ms, copies=2):
+def make_scorer(audio, mode, hop_ms, copies=4):
     if mode == "streaming":
         return StreamingScorer(audio, copies)
     if audio.frontend is None or audio.frontend.clip_normalise != "none":
@@ -357,7 +357,7 @@ class Listener:
     """Runs an AudioModel over pushed samples (at audio.rate); returns Detections as they fire."""
 
     def __init__(self, audio, mode=None, threshold=None, thresholds=None, hop_ms=None, smoothing_ms=None,
-                 refractory_ms=None, copies=2):
+                 refractory_ms=None, copies=4):
         settings = {**DEFAULTS[audio.task], **{k: v for k, v in (audio.settings or {}).items() if v is not None}}
         for key, value in (("hop_ms", hop_ms), ("smoothing_ms", smoothing_ms), ("refractory_ms", refractory_ms),
                            ("threshold", threshold)):

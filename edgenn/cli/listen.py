@@ -44,7 +44,7 @@ def _print_summary(summary):
 @click.option("--hop-ms", type=click.FloatRange(min=1), help="Window mode: time between model runs.")
 @click.option("--smoothing-ms", type=click.FloatRange(min=0), help="Moving average of the scores.")
 @click.option("--refractory-ms", type=click.FloatRange(min=0), help="Quiet time after an event.")
-@click.option("--states", "copies", type=click.IntRange(1, 8), default=2, show_default=True,
+@click.option("--states", "copies", type=click.IntRange(1, 8), default=4, show_default=True,
               help="Streaming mode: staggered states, each reset once per window length.")
 @click.option("--realtime", is_flag=True, help="Play a WAV file at real-time pace (default: as fast as possible).")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
