@@ -96,24 +96,35 @@ def place(rng, speech, n=WINDOW):
     return window, offset
 
 
-def augment(rng, speech):
-    """Time shift, gain (-30..0 dB), and noise at 3..40 dB SNR (or none)."""
+def noise_bank(rng, count=64, seconds=4):
+    """A noise(rng, n) stand-in that crops `count` pre-made clips: re-augmenting every epoch stays cheap."""
+    clips = [noise(rng, seconds * RATE) for _ in range(count)]
+
+    def crop(rng, n):
+        clip = clips[rng.integers(count)]
+        start = rng.integers(len(clip) - n + 1)
+        return clip[start:start + n] * rng.choice([-1.0, 1.0])
+    return crop
+
+
+def augment(rng, speech, noise_source=noise):
+    """One 1 s window: time shift, gain (-30..0 dB), noise at 3..40 dB SNR (or none).
+
+    An empty utterance stands for "_silence_": noise alone, from digital silence to loud noise.
+    """
+    if not len(speech):
+        level = 10 ** rng.uniform(-5, -0.7) if rng.random() < 0.95 else 0.0
+        return np.clip(noise_source(rng, WINDOW) * level, -1, 1)
     window, offset = place(rng, speech)
     window *= 10 ** (rng.uniform(-30, 0) / 20) / (np.max(np.abs(window)) + 1e-12)
     if rng.random() < 0.9:
         speech_rms = np.sqrt(np.mean(window[offset:offset + len(speech)] ** 2))
-        window += noise(rng, WINDOW) * speech_rms * 10 ** (-rng.uniform(3, 40) / 20)
+        window += noise_source(rng, WINDOW) * speech_rms * 10 ** (-rng.uniform(3, 40) / 20)
     return np.clip(window, -1, 1)
 
 
-def silence(rng):
-    """A window of background noise alone, from digital silence up to loud noise."""
-    level = 10 ** rng.uniform(-5, -0.7) if rng.random() < 0.95 else 0.0
-    return np.clip(noise(rng, WINDOW) * level, -1, 1)
-
-
-def make_dataset(per_keyword, held_out, seed, unknown_share=0.15, silence_share=0.1, workers=2):
-    """(windows [N, 16000] float32, labels [N] int into LABELS) drawn from the training or held-out voices."""
+def make_utterances(per_keyword, held_out, seed, unknown_share=0.15, silence_share=0.1, workers=2):
+    """(clean utterances, labels into LABELS) from the training or held-out voices; "_silence_" ones are empty."""
     rng = np.random.default_rng([seed, int(held_out)])
     pool = voices(held_out)
     n_unknown = int(round(per_keyword * len(KEYWORDS) * unknown_share / (1 - unknown_share - silence_share)))
@@ -123,10 +134,17 @@ def make_dataset(per_keyword, held_out, seed, unknown_share=0.15, silence_share=
             for w in words]
     with ThreadPoolExecutor(workers) as executor:  # espeak-ng runs in child processes
         utterances = list(executor.map(lambda job: synthesize(*job), jobs))
-    windows = [augment(rng, u) for u in utterances] + [silence(rng) for _ in range(n_silence)]
+    utterances += [np.zeros(0)] * n_silence
     labels = [LABELS.index(w) if w in KEYWORDS else 1 for w in words] + [0] * n_silence
-    order = rng.permutation(len(windows))
-    return np.asarray(windows, dtype=np.float32)[order], np.asarray(labels)[order]
+    order = rng.permutation(len(utterances))
+    return [utterances[i].astype(np.float32) for i in order], np.asarray(labels)[order]
+
+
+def make_dataset(per_keyword, held_out, seed, **options):
+    """(windows [N, 16000] float32, labels [N]): make_utterances, each augmented once."""
+    utterances, labels = make_utterances(per_keyword, held_out, seed, **options)
+    rng = np.random.default_rng([seed, int(held_out), 1])
+    return np.asarray([augment(rng, u) for u in utterances], dtype=np.float32), labels
 
 
 def make_keyword_stream(seconds=60.0, seed=0):

@@ -28,30 +28,43 @@ REAL_CLIPS = {"yes.wav": ["yes"], "down.wav": ["down"], "right_left_up.wav": ["r
               "yes_no_go_stop.wav": ["yes", "no", "go", "stop"]}
 
 
-def cached_dataset(cache, per_keyword, held_out, seed):
-    """speech_data.make_dataset, stored as .npz under `cache` so reruns skip espeak-ng."""
+def cached(cache, kind, per_keyword, held_out, seed):
+    """speech_data.make_utterances / make_dataset, stored under `cache` so reruns skip espeak-ng."""
     version = hashlib.sha256(Path(speech_data.__file__).read_bytes()).hexdigest()[:10]  # new code, new data
-    path = Path(cache) / f"speech_{'heldout' if held_out else 'train'}_{per_keyword}_{seed}_{version}.npz"
-    if path.exists():
-        data = np.load(path)
-        return data["x"], data["y"]
-    x, y = speech_data.make_dataset(per_keyword, held_out, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, x=(x * 32767).astype(np.int16), y=y)  # int16 like a WAV: 4x smaller
-    return cached_dataset(cache, per_keyword, held_out, seed)
+    path = Path(cache) / f"speech_{kind}_{'heldout' if held_out else 'train'}_{per_keyword}_{seed}_{version}.npz"
+    if not path.exists():
+        make = speech_data.make_utterances if kind == "utterances" else speech_data.make_dataset
+        clips, labels = make(per_keyword, held_out, seed)
+        lengths = [len(c) for c in clips]
+        pcm = (np.concatenate(clips) * 32767).astype(np.int16)  # like a WAV: 4x smaller than float
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, pcm=pcm, lengths=lengths, labels=labels)
+    data = np.load(path)
+    clips = np.split(data["pcm"].astype(np.float32) / 32767, np.cumsum(data["lengths"])[:-1])
+    return clips, data["labels"]
 
 
 def features(windows, params):
     fe = FrontEnd(params)
-    return np.stack([fe.features(w.astype(np.float32) / 32767) for w in windows])
+    return np.stack([fe.features(w) for w in windows])
+
+
+def spec_augment(rng, feats, max_bands=6):
+    """Zero (the mean, after normalisation) a random band of mel channels in half of the windows."""
+    feats = feats.copy()
+    for f in feats[rng.random(len(feats)) < 0.5]:
+        width = rng.integers(1, max_bands + 1)
+        start = rng.integers(0, f.shape[1] - width + 1)
+        f[:, start:start + width] = 0.0
+    return feats
 
 
 def build_model(keras, frames, n_features, n_labels):
     """A small GRU: fixed time length, no stateful or bidirectional layers (it must stream)."""
     return keras.Sequential([
         keras.Input((frames, n_features), name="features"),
-        keras.layers.Dense(48, activation="relu", name="frame_dense"),
-        keras.layers.GRU(64, name="gru"),
+        keras.layers.Dense(64, activation="relu", name="frame_dense"),
+        keras.layers.GRU(96, name="gru"),
         keras.layers.Dropout(0.2),
         keras.layers.Dense(n_labels, activation="softmax", name="scores"),
     ], name="speech_commands")
@@ -78,6 +91,7 @@ def main():
     parser.add_argument("--per-keyword", type=int, default=700, help="training windows per keyword")
     parser.add_argument("--eval-per-keyword", type=int, default=80, help="held-out windows per keyword")
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--cache", default="/tmp/edgenn_speech_cache")
     parser.add_argument("--out", default=str(REPO / "edgenn" / "demo"))
     parser.add_argument("--fixtures", default=os.environ.get("EDGENN_FIXTURES", REPO.parent / "shared" / "fixtures"))
@@ -92,29 +106,37 @@ def main():
     tf.config.experimental.enable_op_determinism()
 
     start = time.time()
-    x_train, y_train = cached_dataset(args.cache, args.per_keyword, False, args.seed)
-    x_eval, y_eval = cached_dataset(args.cache, args.eval_per_keyword, True, args.seed)
-    f_train = features(x_train, BASE_PARAMS)
+    utterances, y_all = cached(args.cache, "utterances", args.per_keyword, False, args.seed)
+    x_eval, y_eval = cached(args.cache, "windows", args.eval_per_keyword, True, args.seed)
+    rng = np.random.default_rng(args.seed)
+    bank = speech_data.noise_bank(rng)
+    n_val = len(utterances) // 10  # training voices, unseen utterances: watched, never used to stop
+    f_val = features([speech_data.augment(rng, u, bank) for u in utterances[:n_val]], BASE_PARAMS)
     # One global mean/std (recorded in the front-end) keeps inputs near N(0, 1) for int8 later.
-    params = FrontEndParams.from_dict({**BASE_PARAMS.to_dict(), "feature_mean": round(float(f_train.mean()), 4),
-                                       "feature_std": round(float(f_train.std()), 4)})
-    f_train = (f_train - params.feature_mean) / params.feature_std
+    params = FrontEndParams.from_dict({**BASE_PARAMS.to_dict(), "feature_mean": round(float(f_val.mean()), 4),
+                                       "feature_std": round(float(f_val.std()), 4)})
+    f_val = (f_val - params.feature_mean) / params.feature_std
     f_eval = features(x_eval, params)
-    print(f"data: {len(x_train)} training, {len(x_eval)} held-out windows, {time.time() - start:.0f} s")
+    train, y_train = utterances[n_val:], y_all[n_val:]
+    print(f"data: {len(train)} training, {n_val} validation utterances, {len(x_eval)} held-out windows, "
+          f"{time.time() - start:.0f} s")
 
-    model = build_model(keras, f_train.shape[1], f_train.shape[2], len(speech_data.LABELS))
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    model.fit(f_train, y_train, batch_size=64, epochs=args.epochs, validation_split=0.1, verbose=2,
-              callbacks=[keras.callbacks.ReduceLROnPlateau(patience=2, factor=0.5),
-                         keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True)])
+    model = build_model(keras, f_val.shape[1], f_val.shape[2], len(speech_data.LABELS))
+    steps = args.epochs * int(np.ceil(len(train) / args.batch))
+    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, steps)),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    fe = FrontEnd(params)
+    for epoch in range(args.epochs):  # fresh shifts, gains and noise every epoch
+        f_train = spec_augment(rng, np.stack([fe.features(speech_data.augment(rng, u, bank)) for u in train]))
+        model.fit(f_train, y_train, batch_size=args.batch, epochs=epoch + 1, initial_epoch=epoch,
+                  validation_data=(f_val, y_all[:n_val]), verbose=2)
     accuracy = float(np.mean(model.predict(f_eval, verbose=0).argmax(axis=1) == y_eval))
     print(f"held-out voices accuracy: {accuracy:.4f}  (training took {time.time() - start:.0f} s)")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     # Saved uncompiled: the optimizer state would triple the file and serves no one downstream.
-    inference = build_model(keras, f_train.shape[1], f_train.shape[2], len(speech_data.LABELS))
+    inference = build_model(keras, f_val.shape[1], f_val.shape[2], len(speech_data.LABELS))
     inference.set_weights(model.get_weights())
     inference.save(out / "speech_commands.keras")
     real = real_clip_predictions(model, params, args.fixtures)
@@ -123,15 +145,15 @@ def main():
     meta = {
         "name": "speech_commands",
         "labels": list(speech_data.LABELS),
-        "input_shape": list(f_train.shape[1:]),
+        "input_shape": list(f_val.shape[1:]),
         "frontend": params.to_dict(),
         "seed": args.seed,
-        "training_windows": len(x_train),
+        "training_utterances": len(train),
         "held_out": {"accent": speech_data.HELD_OUT_ACCENT, "variants": list(speech_data.HELD_OUT_VARIANTS),
                      "windows": len(x_eval), "float_accuracy": round(accuracy, 4)},
         "real_speech_commands_clips (report only, never trained or tuned on)": real,
         "command": "python -m training.train_speech " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k in ("seed", "per_keyword", "eval_per_keyword", "epochs")),
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k in ("seed", "per_keyword", "eval_per_keyword", "epochs", "batch")),
         "tensorflow": tf.__version__,
     }
     (out / "speech_commands.json").write_text(json.dumps(meta, indent=1) + "\n")
