@@ -72,11 +72,13 @@ def demo_bundles(tmp_path_factory):
     for i, (clip, label) in enumerate(zip(clips, labels)):
         (calibration / LABELS[label]).mkdir(parents=True, exist_ok=True)
         write_wav(calibration / LABELS[label] / f"{i:04d}.wav", clip, 16000)
+    labels_file = root / "labels.txt"  # the model's order, not the folders' sorted one
+    labels_file.write_text("\n".join(LABELS) + "\n")
     bundles = {}
     for mode, extra in (("window", []), ("streaming", ["--streaming"])):
         bundles[mode] = root / f"speech_commands_{mode}.tflite"
         result = run_cli(["convert", DEMO, "-o", bundles[mode], "--task", "keywords", "--quantize", "int8",
-                          "--calibration", calibration, *extra], timeout=600)
+                          "--calibration", calibration, "--labels", labels_file, *extra], timeout=600)
         require("pipeline_convert" not in result.stderr, "`edgenn convert` for RNN models (converters/rnn.py)")
         assert result.returncode == 0, result.stderr
     return bundles
