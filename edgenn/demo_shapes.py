@@ -35,9 +35,9 @@ _POLYGONS = [_unit_polygon(i) for i in range(len(LABELS))]
 
 
 def shape_polygon(label_id, center, radius, angle, aspect=1.0):
-    """The pixel vertices of a shape: circumradius `radius` stretched by `aspect` along x
-    (before rotation by `angle` radians), centred on `center` (x, y)."""
-    pts = _POLYGONS[label_id] * [radius * aspect, radius]
+    """The pixel vertices of a shape: circumradius `radius`, stretched by sqrt(aspect) along x and
+    shrunk by it along y (before rotation by `angle` radians), centred on `center` (x, y)."""
+    pts = _POLYGONS[label_id] * [radius * np.sqrt(aspect), radius / np.sqrt(aspect)]
     c, s = np.cos(angle), np.sin(angle)
     return pts @ np.array([[c, s], [-s, c]]) + center
 
@@ -48,21 +48,22 @@ def polygon_box(pts):
 
 
 def textured_background(rng, height, width):
-    """A random background: smooth colour blobs, stripes and a few clutter lines."""
+    """A random background: smooth colour blobs around a base colour, stripes, a few clutter lines."""
     cells = rng.integers(2, 7, size=2)
-    blobs = rng.uniform(30, 225, size=(cells[0], cells[1], 3)).astype(np.float32)
+    base = rng.uniform(40, 215, size=3)
+    blobs = np.clip(base + rng.uniform(-50, 50, size=(cells[0], cells[1], 3)), 0, 255).astype(np.float32)
     img = cv2.resize(blobs, (width, height), interpolation=cv2.INTER_CUBIC)
     # stripes of random period and orientation
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     theta, period = rng.uniform(0, np.pi), rng.uniform(4, 24) * max(height, width) / 96
     wave = np.sin((xx * np.cos(theta) + yy * np.sin(theta)) * 2 * np.pi / period)
-    img += wave[..., None] * rng.uniform(0, 25, size=3).astype(np.float32)
+    img += wave[..., None] * rng.uniform(0, 20, size=3).astype(np.float32)
     img = np.clip(img, 0, 255).astype(np.uint8)
     scale = max(height, width) / 96
-    for _ in range(rng.integers(0, 4)):
+    for _ in range(rng.integers(0, 3)):
         p0, p1 = rng.uniform(0, [width, height], size=(2, 2)).astype(int)
         cv2.line(img, tuple(map(int, p0)), tuple(map(int, p1)), _colour(rng, 0.2, 0.8),
-                 max(1, int(rng.integers(1, 3) * scale)), cv2.LINE_AA)
+                 max(1, int(scale)), cv2.LINE_AA)
     return img
 
 
@@ -73,7 +74,7 @@ def _colour(rng, vmin=0.45, vmax=1.0):
 
 
 def _contrasting_colour(rng, img, pts):
-    """A colour that stands out from the background under the shape (mean distance >= 70)."""
+    """A colour that stands out from the background under the shape (mean distance >= 80)."""
     x0, y0, x1, y1 = (int(v) for v in polygon_box(pts))
     patch = img[max(y0, 0):max(y1, 1), max(x0, 0):max(x1, 1)].reshape(-1, 3)
     mean = patch.mean(axis=0) if len(patch) else np.full(3, 128.0)
@@ -81,7 +82,7 @@ def _contrasting_colour(rng, img, pts):
     for _ in range(12):
         colour = _colour(rng)
         d = float(np.linalg.norm(np.array(colour) - mean))
-        if d >= 70:
+        if d >= 80:
             return colour
         if d > best_d:
             best, best_d = colour, d
@@ -125,11 +126,14 @@ def _random_pose(rng, radius_range):
 
 
 def classification_sample(rng, size=64):
-    """One centred shape of random class on a random background: (uint8 RGB image, class index)."""
+    """One centred shape of random class on a random background: (uint8 RGB image, class index).
+    The shape lies wholly inside the image, so no corner that tells the classes apart is cut off."""
     label_id = int(rng.integers(len(LABELS)))
     img = textured_background(rng, size, size)
-    radius, angle, aspect = _random_pose(rng, (0.22 * size, 0.42 * size))
+    radius, angle, aspect = _random_pose(rng, (0.22 * size, 0.4 * size))
     center = size / 2 + rng.uniform(-0.12, 0.12, size=2) * size
+    x0, y0, x1, y1 = polygon_box(shape_polygon(label_id, center, radius, angle, aspect))
+    center -= [min(0, x0 - 1) + max(0, x1 - size + 2), min(0, y0 - 1) + max(0, y1 - size + 2)]
     draw_shape(rng, img, label_id, center, radius, angle, aspect)
     return apply_lighting(rng, img), label_id
 
