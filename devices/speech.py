@@ -36,8 +36,9 @@ from edgenn.streaming import Stream
 
 FRONTEND_PRESETS = {"mlcommons_kws": FrontEndParams.mlcommons_kws}
 TASKS = ("keywords", "audio_classify")
-DEFAULTS = {  # per task: hop between window runs, smoothing, refractory period (ms), threshold
-    "keywords": {"hop_ms": 100, "smoothing_ms": 400, "refractory_ms": 700, "threshold": 0.75},
+DEFAULTS = {  # per task (and mode): hop between window runs, smoothing, refractory period (ms), threshold
+    "keywords": {"hop_ms": 100, "smoothing_ms": 500, "refractory_ms": 700, "threshold": 0.8,
+                 "streaming": {"smoothing_ms": 400, "threshold": 0.75}},  # chosen on streams of seeds 1-3
     "audio_classify": {"hop_ms": 500, "smoothing_ms": 0, "refractory_ms": 2000, "threshold": 0.5},
 }
 BRIDGE_CHUNKS = 10  # 100 ms: quieter gaps inside one word
@@ -358,7 +359,12 @@ class Listener:
 
     def __init__(self, audio, mode=None, threshold=None, thresholds=None, hop_ms=None, smoothing_ms=None,
                  refractory_ms=None, copies=4):
-        settings = {**DEFAULTS[audio.task], **{k: v for k, v in (audio.settings or {}).items() if v is not None}}
+        self.mode = mode or ("streaming" if audio.streaming else "window")
+        if self.mode not in ("window", "streaming"):
+            raise EdgennError(f"unknown mode {self.mode!r}; choose window or streaming")
+        defaults = {k: v for k, v in DEFAULTS[audio.task].items() if k not in ("window", "streaming")}
+        settings = {**defaults, **DEFAULTS[audio.task].get(self.mode, {}),
+                    **{k: v for k, v in (audio.settings or {}).items() if v is not None}}
         for key, value in (("hop_ms", hop_ms), ("smoothing_ms", smoothing_ms), ("refractory_ms", refractory_ms),
                            ("threshold", threshold)):
             if value is not None:
@@ -368,9 +374,6 @@ class Listener:
         if unknown:
             raise EdgennError(f"threshold for unknown label(s) {unknown}; labels: {', '.join(audio.labels)}")
         self.audio = audio
-        self.mode = mode or ("streaming" if audio.streaming else "window")
-        if self.mode not in ("window", "streaming"):
-            raise EdgennError(f"unknown mode {self.mode!r}; choose window or streaming")
         self.settings = settings
         self.scorer = make_scorer(audio, self.mode, settings["hop_ms"], copies)
         interval = (audio.frontend.hop_samples / audio.rate if self.mode == "streaming" and audio.frontend
