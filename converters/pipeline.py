@@ -64,6 +64,8 @@ class Options:
     color: str = "rgb"
     score_threshold: float = None    # detectors
     streaming: bool = False          # RNN hook
+    frames: int = None               # RNN hook: window length of a model with free time length
+    frontend: str = None             # RNN hook: mlcommons_kws or a .json of front-end parameters (default: MODEL.json)
 
 
 @dataclass
@@ -108,7 +110,7 @@ def check_options(model, output, options):
     from edgenn.converters import data
 
     for source, what in ((options.calibration, "--calibration"), (options.eval, "--eval")):
-        if source and options.task not in AUDIO_TASKS:
+        if source and options.task not in AUDIO_TASKS and not any(Path(source).rglob("*.wav")):
             data.precheck(source, what)
 
 

@@ -33,6 +33,9 @@ def _size(text):
               help="Evaluation data, same kinds (default: every 5th calibration sample, held back).")
 @click.option("--labels", type=click.Path(), help="Labels file, one per line (default: calibration folder names).")
 @click.option("--streaming", is_flag=True, help="Audio models: streaming (stateful) conversion.")
+@click.option("--frames", type=click.IntRange(1), help="RNN models with free time length: frames per window.")
+@click.option("--frontend", help="Audio models: mlcommons_kws or a .json of front-end parameters "
+                                 "(default: MODEL.json beside the model).")
 @click.option("--target", default="cpu", show_default=True, type=click.Choice(["cpu", "edgetpu"]),
               help="edgetpu: full int8, uint8 IO, compatibility report, edgetpu_compiler when present.")
 @click.option("--max-drop", type=float, metavar="PP",
@@ -51,7 +54,8 @@ def _size(text):
 @click.option("--score-threshold", type=float, help="Detectors: default score threshold stored in the bundle.")
 @click.option("--name", help="Model name in the manifest (default: the file name).")
 @click.option("--version", "model_version", default="1", show_default=True, help="Model version in the manifest.")
-def convert(model, output, task, quantize, io, calibration, eval_data, labels, streaming, target, max_drop,
+def convert(model, output, task, quantize, io, calibration, eval_data, labels, streaming, frames, frontend, target,
+            max_drop,
             allow_flex, num_calibration, num_eval, debug_layers, input_size, mean, std, resize, color,
             score_threshold, name, model_version):
     """Convert MODEL (.keras, .h5 or SavedModel folder) into a .tflite bundle.
@@ -61,6 +65,7 @@ def convert(model, output, task, quantize, io, calibration, eval_data, labels, s
       edgenn convert shapes.keras -o shapes.tflite --calibration cal_images/ --max-drop 1
       edgenn convert shapes.keras -o shapes_f16.tflite --quantize float16
       edgenn convert shapes.keras -o shapes_tpu.tflite --calibration cal.npz --target edgetpu
+      edgenn convert speech.keras -o speech.tflite --calibration wavs/ --eval test_wavs/ --streaming
     """
     from edgenn.converters.pipeline import Options, convert as run
 
@@ -68,7 +73,7 @@ def convert(model, output, task, quantize, io, calibration, eval_data, labels, s
                       name=name, version=model_version, target=target, max_drop=max_drop, allow_flex=allow_flex,
                       num_calibration=num_calibration, num_eval=num_eval, debug_layers=debug_layers,
                       input_size=input_size, mean=mean, std=std, resize=resize, color=color,
-                      score_threshold=score_threshold, streaming=streaming)
+                      score_threshold=score_threshold, streaming=streaming, frames=frames, frontend=frontend)
     result = run(model, output, options)
     for line in result.edgetpu_report:
         click.echo(line)
