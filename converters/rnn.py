@@ -19,8 +19,12 @@ from a folder of WAVs (subfolder = label). Modes: float32, dynamic, float16, int
 uint8), int16x8 (io float). User errors raise EdgennError with one line.
 """
 
+import hashlib
+import json
 import os
 import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 
@@ -30,8 +34,12 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tflite  # noqa: E402
 
+from edgenn import __version__ as edgenn_version  # noqa: E402
+from edgenn.audio_frontend import FrontEndParams  # noqa: E402
+from edgenn.bundle import load_labels_file  # noqa: E402
 from edgenn.converters import rnn_lower  # noqa: E402
 from edgenn.errors import EdgennError  # noqa: E402
+from edgenn.manifest import new_manifest  # noqa: E402
 from edgenn.modelfile import io_tensors, read_contents  # noqa: E402
 from edgenn.runtime import open_model  # noqa: E402
 from edgenn.streaming import run_steps  # noqa: E402
@@ -274,3 +282,156 @@ def _windows(array, shape, what):
         raise EdgennError(f"{what} windows have shape {list(array.shape[1:])}, the model needs {list(shape)}; "
                           "use the model's audio front-end parameters and window length")
     return array
+
+
+# --- the `edgenn convert` hook ------------------------------------------------------------------
+
+def pipeline_convert(model_path, options, progress):
+    """The RNN / audio branch of `edgenn convert`: converters/pipeline.py calls it in its child process.
+
+    Returns the pipeline's work dict: "tflite" (the step model with --streaming, else the window model),
+    a validated "manifest" (task, labels, audio_frontend, lowering, streaming, quantization, evaluation),
+    "labels", "table" rows, "warnings", "edgetpu_report", "extra_files". The parent applies --max-drop
+    to evaluation's top-level accuracy_float/accuracy_converted and writes the bundle.
+
+    Front-end parameters, labels and the window length come from options first, then from the model's
+    sidecar JSON (MODEL.json beside MODEL.keras, as training/train_speech.py writes it: "frontend",
+    "labels", "input_shape"). A streaming bundle holds only the step model; `edgenn listen` runs it in
+    streaming mode, and in window mode by replaying each window from zero state. For the faster window
+    mode convert again without --streaming (two bundles, as tests/test_listen.py does)."""
+    from edgenn.converters.audio_data import load_windows
+
+    say = (lambda text: print(text, file=progress)) if progress.isatty() else (lambda text: None)
+    warnings = []
+    if options.task not in (None, "keywords", "audio_classify"):
+        raise EdgennError(f"{model_path} is a recurrent model; --task {options.task} is for pictures: use --task "
+                          "keywords (or audio_classify)")
+    sidecar = _sidecar(model_path)
+    params = _frontend_params(getattr(options, "frontend", None), sidecar, warnings)
+    frames = getattr(options, "frames", None) or (sidecar.get("input_shape") or [None])[0]
+    model = load_keras(model_path)
+    if model.inputs[0].shape[1] is not None:
+        frames = getattr(options, "frames", None)  # a fixed time length needs no --frames (analyze checks it)
+    labels = load_labels_file(options.labels) if options.labels else sidecar.get("labels")
+    quantized = options.quantize in ("int8", "int16x8")
+
+    calibration = evaluation = None
+    source = options.eval
+    if options.calibration:
+        plan = rnn_lower.analyze(model, frames)  # the window length before reading any audio
+        say(f"reading {options.calibration} ...")
+        limit = options.num_calibration + (0 if options.eval else options.num_calibration // 4)
+        windows, truth, labels = load_windows(options.calibration, params, plan.frames, labels, limit)
+        if options.eval:
+            calibration = windows
+        else:  # hold back every 5th clip for the evaluation, as for pictures
+            held = np.arange(len(windows)) % 5 == 4
+            calibration, evaluation = windows[~held], (windows[held], truth[held])
+            source = f"held-back calibration clips (every 5th of {options.calibration})"
+    if options.eval:
+        plan = rnn_lower.analyze(model, frames)
+        windows, truth, labels = load_windows(options.eval, params, plan.frames, labels, options.num_eval)
+        evaluation = (windows, truth)
+    n_classes = int(model.outputs[0].shape[-1])
+    labels = list(labels) if labels else [f"class{i}" for i in range(n_classes)]
+    if len(labels) != n_classes:
+        raise EdgennError(f"{len(labels)} labels ({', '.join(labels[:4])}...) but the model has {n_classes} outputs; "
+                          "fix --labels or the WAV subfolder names")
+
+    say(f"converting {model_path} ({options.quantize}{', streaming' if options.streaming else ''}) ...")
+    started = time.time()
+    result = convert_rnn(model, options.quantize, options.io, calibration if quantized else None, evaluation,
+                         options.streaming, frames, calibration_size=len(calibration) if quantized else 0)
+    seconds = time.time() - started
+    fragments = result["manifest"]
+    fields = {key: fragments[key] for key in ("lowering", "streaming") if key in fragments}
+    table = []
+    if "evaluation" in fragments:
+        fields["evaluation"] = _pipeline_evaluation(fragments["evaluation"], source)
+        table = _table(fields["evaluation"])
+    quantization = {**fragments["quantization"], "convert_seconds": round(seconds, 1)}
+    if quantized:
+        quantization["calibration_source"] = str(options.calibration)
+    report = []
+    if options.target == "edgetpu":
+        from edgenn.converters import edgetpu
+
+        report = edgetpu.report_lines(edgetpu.compatibility(result["tflite"]))
+    from edgenn.converters.pipeline import _runtime_support  # one definition of what runs a bundle
+
+    manifest = new_manifest(
+        options.name or Path(model_path).stem.replace(" ", "_"), options.task or "keywords", fragments["inputs"],
+        version=options.version, labels=labels, audio_frontend=params.to_dict(), quantization=quantization,
+        target=options.target, runtime_support=_runtime_support(result["tflite"], options, []),
+        provenance={"source": Path(model_path).name, "source_sha256": _sha256(model_path),
+                    "tensorflow": tf.__version__, "keras": keras.__version__, "edgenn": edgenn_version,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        **fields)
+    return {"tflite": result["tflite"], "manifest": manifest, "labels": labels, "table": table,
+            "warnings": warnings + fragments["lowering"]["notes"], "edgetpu_report": report, "extra_files": []}
+
+
+def _sidecar(model_path):
+    """MODEL.json beside the model ({} when there is none)."""
+    path = Path(model_path).with_suffix(".json")
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EdgennError(f"{path}: the model's sidecar JSON is not valid ({exc}); fix or remove it") from None
+
+
+def _frontend_params(option, sidecar, warnings):
+    if option:
+        path = Path(option)
+        if option == "mlcommons_kws":
+            return FrontEndParams.mlcommons_kws()
+        if path.suffix == ".json" and path.is_file():
+            data = json.loads(path.read_text())
+            return FrontEndParams.from_dict(data.get("frontend", data))
+        raise EdgennError(f"unknown --frontend {option!r}; use mlcommons_kws or a .json of front-end parameters")
+    if sidecar.get("frontend"):
+        return FrontEndParams.from_dict(sidecar["frontend"])
+    warnings.append("no front-end parameters (no MODEL.json beside the model, no --frontend): used edgenn's "
+                    "defaults (40 log-mels, 25 ms windows, 20 ms hops); check they match the training")
+    return FrontEndParams()
+
+
+def _pipeline_evaluation(evaluation, source):
+    """The manifest's evaluation: the bundle's figures on top (what --max-drop reads), details below."""
+    bundle = evaluation["float_vs_quantized"]
+    summary = {"samples": bundle["windows"], "source": source,
+               "top1_agreement": round(bundle["argmax_agreement"], 4),
+               "max_abs_score_delta": round(bundle["max_abs_diff"], 5)}
+    if "accuracy" in bundle:
+        summary.update(accuracy_float=round(bundle["accuracy_reference"], 4),
+                       accuracy_converted=round(bundle["accuracy"], 4))
+    rounded = {name: {key: round(value, 5) if isinstance(value, float) else value for key, value in part.items()}
+               for name, part in evaluation.items()}
+    return {**summary, **rounded}
+
+
+def _table(evaluation):
+    rows = [("clips", str(evaluation["samples"]), "")]
+    if "accuracy_float" in evaluation:
+        rows.append(("accuracy", f"{100 * evaluation['accuracy_float']:.2f} %",
+                     f"{100 * evaluation['accuracy_converted']:.2f} %"))
+    rows += [("top-1 agreement", "", f"{100 * evaluation['top1_agreement']:.2f} %"),
+             ("max |Δ score|", "", f"{evaluation['max_abs_score_delta']:.4g}")]
+    if "window_vs_streaming" in evaluation:
+        window, versus = evaluation["window_float_vs_quantized"], evaluation["window_vs_streaming"]
+        if "accuracy" in window:
+            rows.append(("window accuracy", f"{100 * window['accuracy_reference']:.2f} %",
+                         f"{100 * window['accuracy']:.2f} %"))
+        rows += [("window=stream top1", "", f"{100 * versus['argmax_agreement']:.2f} %"),
+                 ("window-stream |Δ|", "", f"{versus['max_abs_diff']:.4g}")]
+    return rows
+
+
+def _sha256(path):
+    path = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()

@@ -173,3 +173,23 @@ def make_keyword_stream(seconds=60.0, seed=0):
             truth.append((round(start / RATE, 3), word))
         t += len(speech) / RATE + rng.uniform(1.0, 2.2)
     return np.clip(samples, -1, 1).astype(np.float32), RATE, truth
+
+
+def write_wav_folder(root, per_keyword, held_out, seed):
+    """make_dataset as ROOT/LABEL/NNNN.wav (the layout `edgenn convert --calibration/--eval` reads).
+
+    Kept when ROOT already holds it, so tests and benchmarks regenerate nothing (cache it under /tmp)."""
+    from pathlib import Path
+
+    from edgenn.wav import write_wav
+
+    root = Path(root)
+    done = root / ".complete"
+    if done.exists():
+        return root
+    clips, labels = make_dataset(per_keyword, held_out=held_out, seed=seed)
+    for i, (clip, label) in enumerate(zip(clips, labels)):
+        (root / LABELS[label]).mkdir(parents=True, exist_ok=True)
+        write_wav(root / LABELS[label] / f"{i:04d}.wav", clip, RATE)
+    done.touch()
+    return root
