@@ -37,7 +37,7 @@ import tflite  # noqa: E402
 from edgenn import __version__ as edgenn_version  # noqa: E402
 from edgenn.audio_frontend import FrontEndParams  # noqa: E402
 from edgenn.bundle import load_labels_file  # noqa: E402
-from edgenn.converters import rnn_lower  # noqa: E402
+from edgenn.converters import rnn_lower, rnn_unroll  # noqa: E402
 from edgenn.errors import EdgennError  # noqa: E402
 from edgenn.manifest import new_manifest  # noqa: E402
 from edgenn.modelfile import io_tensors, read_contents  # noqa: E402
@@ -45,6 +45,7 @@ from edgenn.runtime import open_model  # noqa: E402
 from edgenn.streaming import run_steps  # noqa: E402
 
 MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
+CALIBRATED = ("int8", "int16x8")
 IO_TYPES = {"float": None, "int8": tf.int8, "uint8": tf.uint8}
 CALIBRATION_STEPS = 600  # (frame, state) pairs handed to the calibrator of a step model
 FORBIDDEN_OPS = ("WHILE",)
@@ -220,33 +221,45 @@ def convert_rnn_modes(keras_model, modes, io="float", calibration=None, eval_dat
         reference_model = model if not plan.notes else rnn_lower.lower_window(model, plan=plan, batch_size=None)
         reference = reference_model.predict(eval_windows, verbose=0)
     lowering = {**rnn_lower.WINDOW_LOWERING, "layers": plan.class_names, "notes": plan.notes}
-    need_window = not streaming or eval_windows is not None  # streaming is checked against the window
-    with tempfile.TemporaryDirectory(prefix="edgenn-rnn-") as folder:
-        window_saved = step_saved = spec = step_representative = None
-        if need_window:
-            window_saved = _saved_model(rnn_lower.lower_window(model, plan=plan), os.path.join(folder, "window"))
+    step = spec = None
+    try:
+        step, spec = rnn_lower.build_step_model(model, plan=plan)
+    except EdgennError:
         if streaming:
-            step, spec = rnn_lower.build_step_model(model, plan=plan)
+            raise
+    # calibrated modes of a streamable model: the window is the quantized step model repeated (rnn_unroll)
+    from_step = {mode: step is not None and mode in CALIBRATED for mode in modes}
+    need_window = not streaming or eval_windows is not None  # streaming is checked against the window
+    if any(from_step.values()):
+        lowering["calibrated_window"] = rnn_unroll.WHY
+    with tempfile.TemporaryDirectory(prefix="edgenn-rnn-") as folder:
+        window_saved = step_saved = step_representative = None
+        if need_window and not all(from_step.values()):
+            window_saved = _saved_model(rnn_lower.lower_window(model, plan=plan), os.path.join(folder, "window"))
+        if streaming or any(from_step.values()):
             step_saved = _saved_model(step, os.path.join(folder, "step"))
-            lowering["streaming"] = ("single-step model with explicit state inputs/outputs (h, c per recurrent "
-                                     "layer, ring buffers for Conv1D context), same weights; states are "
-                                     "requantized between steps")
             if calibration is not None:
                 batch_step, _ = rnn_lower.build_step_model(model, plan=plan, batch_size=None)
                 step_representative = _step_representative(rnn_lower.step_through(batch_step, calibration, spec)[1],
                                                             spec)
+        if streaming:
+            lowering["streaming"] = ("single-step model with explicit state inputs/outputs (h, c per recurrent "
+                                     "layer, ring buffers for Conv1D context), same weights; states are "
+                                     "requantized between steps")
         window_representative = None if calibration is None else _window_representative(calibration)
         results = {}
         for mode in modes:
-            quantized = mode in ("int8", "int16x8")
+            quantized = mode in CALIBRATED
             try:
                 window_data = step_data = None
-                if need_window:
-                    window_data = _convert(window_saved, mode, io, window_representative if quantized else None,
-                                           "window model")
-                if streaming:
+                if streaming or from_step[mode]:
                     step_data = _convert(step_saved, mode, io, step_representative if quantized else None,
                                          "step model")
+                if need_window and from_step[mode]:
+                    window_data = rnn_unroll.unroll_step_model(step_data, _streaming_spec(step_data, spec))
+                elif need_window:
+                    window_data = _convert(window_saved, mode, io, window_representative if quantized else None,
+                                           "window model")
             except EdgennError as exc:
                 results[mode] = {"error": str(exc)}
                 continue
@@ -257,8 +270,8 @@ def convert_rnn_modes(keras_model, modes, io="float", calibration=None, eval_dat
             if streaming:
                 manifest["streaming"] = _streaming_spec(step_data, spec)
             if eval_windows is not None:
-                manifest["evaluation"] = _evaluate(reference, eval_labels, eval_windows, window_data, step_data,
-                                                   manifest.get("streaming"))
+                manifest["evaluation"] = _evaluate(reference, eval_labels, eval_windows, window_data,
+                                                   step_data if streaming else None, manifest.get("streaming"))
             results[mode] = {"tflite": data, "window_tflite": window_data, "manifest": manifest}
     return results
 
