@@ -51,27 +51,29 @@ def run_all():
     return out
 
 
-def demo_held_out(per_keyword=15, seed=7):
-    """(feature windows, labels) of about 200 clips spoken by voices held out of the demo's training."""
+WAVS = Path("/tmp/edgenn_speech_wavs")  # generated WAV folders, cached between runs (never in the repo)
+
+
+def demo_wav_folders():
+    """(calibration folder: training voices, evaluation folder: ~200 clips of held-out voices)."""
     sys.path.insert(0, str(REPO))
     from training import speech_data
 
-    from edgenn.audio_frontend import FrontEnd, FrontEndParams
-    from edgenn.converters.audio_data import window_features
-
-    config = json.loads(DEMO.with_suffix(".json").read_text())
-    frontend = FrontEnd(FrontEndParams.from_dict(config["frontend"]))
-    clips, labels = speech_data.make_dataset(per_keyword, held_out=True, seed=seed)
-    frames = config["input_shape"][0]
-    return np.stack([window_features(clip, frontend, frames) for clip in clips])[:200], labels[:200]
+    return (speech_data.write_wav_folder(WAVS / "cal_s8", 20, held_out=False, seed=8),
+            speech_data.write_wav_folder(WAVS / "eval_s7", 15, held_out=True, seed=7))
 
 
 def _demo(convert_rnn_modes):
-    """The demo speech model, int8 streaming, on held-out synthesized voices (None when unavailable)."""
+    """The demo speech model through `edgenn convert`'s RNN hook: int8, streaming, calibrated on training
+    voices, evaluated on held-out voices (None when the model or espeak-ng is missing)."""
     import shutil
+    from edgenn.converters.pipeline import Options
+    from edgenn.converters.rnn import pipeline_convert
+
     if not DEMO.exists() or not shutil.which("espeak-ng"):
         return None
-    held_out = demo_held_out()
-    calibration, _ = demo_held_out(per_keyword=10, seed=8)  # other clips of the same voices, not the test ones
-    results = convert_rnn_modes(str(DEMO), ["int8"], calibration=calibration, eval_data=held_out, streaming=True)
-    return {"int8": _strip(results["int8"]), "windows": len(held_out[0])}
+    calibration, evaluation = demo_wav_folders()
+    with open(os.devnull, "w") as quiet:
+        work = pipeline_convert(str(DEMO), Options(quantize="int8", calibration=str(calibration), eval=str(evaluation),
+                                                   streaming=True), quiet)
+    return {"int8": _strip(work), "table": work["table"], "labels": work["labels"]}
