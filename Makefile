@@ -9,13 +9,19 @@ APT_TEST_PACKAGES := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugin
 EDGENN_FIXTURES ?= $(abspath ../shared/fixtures)
 export EDGENN_FIXTURES
 
-.PHONY: demo test apt venv venv-tflite-runtime clean
+.PHONY: demo test apt apt-demo venv venv-tflite-runtime clean
 
-demo: venv
-	$(VENV)/bin/edgenn demo
+DEMO_CALIBRATION ?= build/demo-calibration
+
+demo: apt-demo venv
+	$(PY) -m training.make_demo_samples --calibration $(DEMO_CALIBRATION)
+	$(VENV)/bin/edgenn demo --calibration $(DEMO_CALIBRATION)
 
 test: apt venv venv-tflite-runtime
 	$(PY) -m pytest -q
+
+apt-demo:
+	@$(MAKE) --no-print-directory apt APT_TEST_PACKAGES="espeak-ng libportaudio2"
 
 apt:
 	@missing=$$(for p in $(APT_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -43,4 +49,4 @@ venv-tflite-runtime: $(TFLITE_VENV)/bin/python
 	$(TFLITE_VENV)/bin/python -m pip install -q --no-deps -e .
 
 clean:
-	rm -rf $(VENV) $(TFLITE_VENV) *.egg-info
+	rm -rf $(VENV) $(TFLITE_VENV) *.egg-info build edgenn-demo

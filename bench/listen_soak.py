@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edgenn.devices.speech import Listener, load_audio_model  # noqa: E402
+from edgenn.metrics import match_keywords  # noqa: E402
 from training.speech_data import make_keyword_stream  # noqa: E402
 
 SECONDS = 60.0
@@ -37,15 +38,9 @@ SECONDS = 60.0
 
 def match(truth, events, tolerance=0.5):
     """(hits, false, max |timing error|) of (label, start) events against (onset, word) truth."""
-    used, errors = set(), []
-    for onset, word in truth:
-        candidates = [(abs(start - onset), i) for i, (label, start) in enumerate(events)
-                      if i not in used and label == word and abs(start - onset) <= tolerance]
-        if candidates:
-            error, best = min(candidates)
-            used.add(best)
-            errors.append(error)
-    return len(errors), len(events) - len(used), max(errors, default=0.0)
+    _, false, errors = match_keywords(truth, [{"label": label, "stream_time": start} for label, start in events],
+                                      tolerance)
+    return len(errors), len(false), max(errors, default=0.0)
 
 
 def strategies(samples, truth, streaming_model, window_model):

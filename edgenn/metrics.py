@@ -54,3 +54,20 @@ def mean_average_precision(predictions, ground_truth, iou=0.5, per_class=False):
         aps[cls] = average_precision(recall, precision)
     mean = float(np.mean(list(aps.values()))) if aps else 0.0
     return (mean, aps) if per_class else mean
+
+
+def match_keywords(truth, events, tolerance=0.5):
+    """One-to-one matches of spoken words with keyword events: (recall, false events, |timing errors|).
+
+    truth: (onset_seconds, word) pairs; events: dicts with "label" and "stream_time" (the word's start).
+    An event matches an unmatched word of its label whose onset is within `tolerance` seconds."""
+    used, errors = set(), []
+    for onset, word in truth:
+        candidates = [(abs(e["stream_time"] - onset), i) for i, e in enumerate(events)
+                      if i not in used and e["label"] == word and abs(e["stream_time"] - onset) <= tolerance]
+        if candidates:
+            error, best = min(candidates)
+            used.add(best)
+            errors.append(error)
+    false = [e for i, e in enumerate(events) if i not in used]
+    return (len(errors) / len(truth) if truth else 1.0), false, errors

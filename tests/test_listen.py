@@ -18,6 +18,7 @@ import pytest
 from conftest import REPO, require, require_exe, run_cli
 from edgenn.devices.audio_sources import END, AudioSource
 from edgenn.devices.listen import run_listen
+from edgenn.metrics import match_keywords
 from edgenn.wav import resample, write_wav
 
 DEMO = Path(os.environ.get("EDGENN_DEMO_SPEECH", REPO / "edgenn" / "demo" / "speech_commands.keras"))
@@ -27,17 +28,7 @@ TOLERANCE = 0.5                         # an event must place its word within 50
 
 
 def match(truth, events, tolerance=TOLERANCE):
-    """(recall, false events, |timing errors|): one-to-one matches of (onset, word) with events of that label."""
-    used, errors = set(), []
-    for onset, word in truth:
-        candidates = [(abs(e["stream_time"] - onset), i) for i, e in enumerate(events)
-                      if i not in used and e["label"] == word and abs(e["stream_time"] - onset) <= tolerance]
-        if candidates:
-            error, best = min(candidates)
-            used.add(best)
-            errors.append(error)
-    false = [e for i, e in enumerate(events) if i not in used]
-    return len(errors) / len(truth), false, errors
+    return match_keywords(truth, events, tolerance)
 
 
 @pytest.fixture(scope="session")
