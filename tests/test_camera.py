@@ -316,10 +316,12 @@ def test_preview_page_in_headless_chromium(fixtures_dir, videos):
                 shots.append(image.screenshot_as_png)
             time.sleep(0.5)
         assert len(set(shots)) >= 2, "the streamed frame never changed"
-        while not driver.find_elements("css selector", "li.event") and time.time() < deadline:
+        # The page re-renders its event list as events arrive: read it in one script call, not via
+        # element handles that go stale between calls.
+        read_events = "return Array.from(document.querySelectorAll('li.event')).map(e => e.textContent).join(' ')"
+        while "dog" not in driver.execute_script(read_events) and time.time() < deadline:
             time.sleep(0.2)
-        events = driver.find_elements("css selector", "li.event")
-        assert events and "dog" in " ".join(e.text for e in events)
+        assert "dog" in driver.execute_script(read_events)
         assert "FPS" in driver.find_element("id", "stats").text
     finally:
         driver.quit()
