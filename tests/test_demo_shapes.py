@@ -1,5 +1,6 @@
 """The demo data generator, the edgenn_grid decoder, NMS, mAP, and the committed demo CNNs."""
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import require
 from edgenn import demo_shapes
 from edgenn.adapters import grid
 from edgenn.adapters.nms import class_aware_nms, nms
@@ -140,7 +142,9 @@ def test_mean_average_precision_on_known_cases():
 
 @pytest.fixture(scope="session")
 def keras_models():
-    keras = pytest.importorskip("keras")
+    require(importlib.util.find_spec("keras"), "keras (pip install -e .[convert])")
+    import keras
+
     card = json.loads((DEMO / "shapes.json").read_text())
     return card, {kind: keras.models.load_model(DEMO / card[kind]["file"], compile=False)
                   for kind in ("classifier", "detector")}

@@ -162,9 +162,9 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", type=Path, default=OUT_DIR)
     parser.add_argument("--classifier-samples", type=int, default=12000)
-    parser.add_argument("--classifier-epochs", type=int, default=8)
+    parser.add_argument("--classifier-epochs", type=int, default=16)
     parser.add_argument("--detector-samples", type=int, default=10000)
-    parser.add_argument("--detector-epochs", type=int, default=16)
+    parser.add_argument("--detector-epochs", type=int, default=12)
     parser.add_argument("--held-out", type=int, default=1000)
     args = parser.parse_args()
 
