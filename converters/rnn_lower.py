@@ -39,8 +39,8 @@ WINDOW_LOWERING = {
     "why": "unroll=True gives plain builtin ops for LSTM, GRU and SimpleRNN alike and quantizes in every mode; "
            "the fused UNIDIRECTIONAL_SEQUENCE_LSTM op of a tf_keras rebuild exists for LSTM only, has no int16x8 "
            "kernel, keeps h/c in variable tensors that need reset_all_variables() before every window, and its "
-           "int8 kernel is ~11x slower than the unrolled int8 graph (LSTM64 x 49 frames: 1.39 ms vs 0.13 ms; "
-           "it is smaller, 32 KB vs 313 KB) - bench/rnn_latency.py --fused, BENCHMARKS.md",
+           "int8 kernel is ~8x slower than the unrolled int8 graph (LSTM64 x 49 frames: 1.55 ms vs 0.19 ms; "
+           "it is smaller, 32 KB vs 230 KB) - bench/rnn_latency.py --fused, BENCHMARKS.md",
 }
 
 
