@@ -13,6 +13,11 @@ API for the `edgenn convert` pipeline (call it inside its child process; TensorF
                              #   "inputs", "quantization", "lowering", "streaming" (when streaming),
                              #   "evaluation" (when eval_data was given)
 
+Calibrated modes (int8, int16x8) of a model that can stream take their window model from the quantized
+step model repeated once per frame (converters/rnn_unroll.py), so window and stream share one set of
+scales; float modes and window-only models (Bidirectional, pooling) use the Keras unrolling
+(rnn_lower.lower_window). `edgenn convert` reaches this module through `pipeline_convert`.
+
 `calibration` and `eval_data` windows are feature arrays [N, time, features(, 1)] computed by the
 shared audio front-end; `edgenn.converters.audio_data.load_windows(folder, params, frames)` makes them
 from a folder of WAVs (subfolder = label). Modes: float32, dynamic, float16, int8 (io float, int8 or

@@ -18,7 +18,7 @@ from edgenn.runtime import open_model
 from edgenn.streaming import Stream, run_steps
 from edgenn.wav import read_wav
 
-from conftest import require
+from conftest import require, run_cli
 
 import rnn_driver
 
@@ -143,3 +143,13 @@ def test_demo_speech_model_on_real_speech_commands_clips(converted, fixtures_dir
             rows.append((word, manifest["labels"][int(np.argmax(scores))], round(float(np.max(scores)), 3)))
     print(f"\ndemo int8 on real Speech Commands segments: {sum(t == p for t, p, _ in rows)}/{len(rows)} correct", rows)
     assert len(rows) == sum(len(words) for words in REAL_CLIPS.values())
+
+
+def test_convert_cli_max_drop_gate_writes_no_file(converted, tmp_path):
+    require(converted["demo"] is not None, "the demo speech model and espeak-ng")
+    _, evaluation = rnn_driver.demo_wav_folders()  # written (cached) by the conversion child
+    output = tmp_path / "speech.tflite"
+    result = run_cli(["convert", rnn_driver.DEMO, "-o", output, "--quantize", "float32", "--eval", evaluation,
+                      "--max-drop", "-1"])  # float32 drops 0 pp: only a negative gate can fail it
+    assert result.returncode == 1 and "--max-drop" in result.stderr and not output.exists(), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
