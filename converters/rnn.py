@@ -324,6 +324,8 @@ def pipeline_convert(model_path, options, progress):
     if options.task not in (None, "keywords", "audio_classify"):
         raise EdgennError(f"{model_path} is a recurrent model; --task {options.task} is for pictures: use --task "
                           "keywords (or audio_classify)")
+    if options.debug_layers:
+        warnings.append("--debug-layers is not available for RNN models yet; converted without the per-layer table")
     sidecar = _sidecar(model_path)
     params = _frontend_params(getattr(options, "frontend", None), sidecar, warnings)
     frames = getattr(options, "frames", None) or (sidecar.get("input_shape") or [None])[0]
