@@ -32,7 +32,8 @@ def test_help_and_version():
     from edgenn import __version__
     assert run_cli(["--version"]).stdout.strip().endswith(__version__)
     help_text = run_cli(["--help"]).stdout
-    for command in ("inspect",):
+    for command in ("convert", "inspect", "bench", "camera", "listen", "flash", "rollback", "models", "service",
+                    "doctor", "demo"):
         assert command in help_text
     module = subprocess.run([sys.executable, "-m", "edgenn", "--help"], capture_output=True, text=True)
     assert module.returncode == 0 and "inspect" in module.stdout
