@@ -2,8 +2,8 @@
 
     .venv/bin/python training/train_shapes.py --seed 0
 
-Took 16 min on 2 cores shared with other jobs (load 3-6); --classifier-epochs 16
---detector-epochs 10 is the leaner choice (about 1 pp less accuracy, 0.01 less mAP).
+Took 16 min on 2 cores shared with other jobs (load 3-6). For a faster run, fewer classifier
+epochs cost accuracy: --classifier-epochs 16 (12000 samples) gave 97.8 % instead of 99.5 %.
 
 Writes edgenn/demo/shapes_classifier.keras, edgenn/demo/shapes_detector.keras and
 edgenn/demo/shapes.json (labels, input sizes, normalisation, decoder, seed, held-out metrics).
