@@ -14,13 +14,11 @@ about to finish, so the frame the model sees is as fresh as the source allows.
 
 import os
 import queue
-import signal
 import statistics
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -33,22 +31,11 @@ from edgenn.vision import VisionTask
 from edgenn.devices import overlay
 from edgenn.devices.preview import PreviewServer, PreviewState, parse_address
 from edgenn.devices.recorder import Recorder, check_path
+from edgenn.devices.run_control import StopOnSignals, resolve_model
 from edgenn.devices.sources import Capture, open_source
 
 END = object()  # marks the end of the frames in the stage queues
 WINDOW = "edgenn camera"
-
-
-def resolve_model(model):
-    """A model path, or the current file of an installed model NAME."""
-    path = Path(model)
-    if path.exists() or path.suffix or os.sep in str(model):
-        return path
-    try:
-        from edgenn.flash.layout import installed_model
-    except ImportError:
-        return path
-    return installed_model(str(model)) or path
 
 
 def open_task(model, labels=None, decoder=None, threshold=None, max_detections=None, top_k=None,
@@ -280,30 +267,6 @@ class CameraRunner:
                 "reconnects": self.capture.reconnect_attempts, "stopped_by": self.reason, "error": error}
 
 
-class _Signals:
-    """SIGINT / SIGTERM end the run cleanly (the recording is finalized); a second SIGINT aborts."""
-
-    def __init__(self, runner):
-        self.runner, self.saved = runner, {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for number, reason in ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")):
-                self.saved[number] = signal.signal(number, self._handler(reason))
-        return self
-
-    def _handler(self, reason):
-        def handle(number, _frame):
-            if self.runner.stop_event.is_set() and number == signal.SIGINT:
-                raise KeyboardInterrupt
-            self.runner.stop(reason)
-        return handle
-
-    def __exit__(self, *exc):
-        for number, handler in self.saved.items():
-            signal.signal(number, handler)
-
-
 def run_camera(model, source="0", *, labels=None, decoder=None, threshold=None, max_detections=None,
                top_k=None, iou_threshold=None, size=None, fps=None, realtime=False, max_frames=None,
                duration=None, runtime=None, threads=None, display=False, record=None, preview=None,
@@ -336,7 +299,7 @@ def run_camera(model, source="0", *, labels=None, decoder=None, threshold=None, 
                               on_result, log)
         if on_start:
             on_start(runner)
-        with _Signals(runner):
+        with StopOnSignals(runner.stop, runner.stop_event.is_set):
             summary = runner.run()
         if recorder:
             summary["recorded"] = {"file": str(recorder.path), "frames": recorder.frames}

@@ -8,55 +8,17 @@ the end of a file end the run with a summary: audio seconds, events, overflows, 
 (processing time / audio time).
 """
 
-import signal
 import sys
-import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 from edgenn.errors import EdgennError
 from edgenn.events import make_event, make_sink
 from edgenn.devices.audio_sources import END, open_audio_source
+from edgenn.devices.run_control import StopOnSignals, resolve_model
 from edgenn.devices.speech import Listener, load_audio_model
 
 EVENT_KIND = {"keywords": "keyword", "audio_classify": "audio_class"}
-
-
-def resolve_model(model):
-    """A model path, or the current file of an installed model NAME."""
-    path = Path(model)
-    if path.exists() or path.suffix or "/" in str(model):
-        return path
-    try:
-        from edgenn.flash.layout import installed_model
-    except ImportError:
-        return path
-    return installed_model(str(model)) or path
-
-
-class _Signals:
-    """SIGINT / SIGTERM stop the run (the summary still prints); a second SIGINT aborts."""
-
-    def __init__(self, stop):
-        self.stop, self.saved = stop, {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for number, reason in ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")):
-                self.saved[number] = signal.signal(number, self._handler(reason))
-        return self
-
-    def _handler(self, reason):
-        def handle(number, _frame):
-            if self.stop.get("reason") and number == signal.SIGINT:
-                raise KeyboardInterrupt
-            self.stop["reason"] = reason
-        return handle
-
-    def __exit__(self, *exc):
-        for number, handler in self.saved.items():
-            signal.signal(number, handler)
 
 
 def run_listen(model, source="default", *, events=None, mode=None, threshold=None, thresholds=None, hop_ms=None,
@@ -84,7 +46,7 @@ def run_listen(model, source="default", *, events=None, mode=None, threshold=Non
         log(f"listening to {src.describe()} with {audio.name} ({audio.task}, {listener.mode} mode)")
         if on_start:
             on_start(stop)
-        with _Signals(stop):
+        with StopOnSignals(lambda reason: stop.__setitem__("reason", reason), lambda: bool(stop.get("reason"))):
             while not stop.get("reason"):
                 if duration and time.monotonic() - started >= duration:
                     stop["reason"] = "duration reached"

@@ -1,12 +1,10 @@
 """Conversions for the RNN tests, run once in one spawned child process (TensorFlow stays out of
 the test process, and a converter crash cannot take pytest down)."""
 
-import json
 import os
 import sys
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "edgenn" / "demo" / "speech_commands.keras"

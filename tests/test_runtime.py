@@ -4,7 +4,6 @@ the Edge TPU error."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
