@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edgenn.image import ImageInput, fit, resize_bilinear
+from edgenn.image import ImageInput, _resize_bilinear_numpy, fit, resize_bilinear
 from edgenn.runtime import TensorInfo
 
 
@@ -18,7 +18,11 @@ def test_resize_equals_tflite_half_pixel(tf, src, dst):
     image = np.random.default_rng(0).integers(0, 256, size=src + (3,), dtype=np.uint8)
     reference = tf.raw_ops.ResizeBilinear(images=image[None].astype(np.float32), size=dst,
                                           align_corners=False, half_pixel_centers=True)[0].numpy()
-    np.testing.assert_allclose(resize_bilinear(image, *dst), reference, atol=1e-3)
+    np.testing.assert_allclose(_resize_bilinear_numpy(image.astype(np.float32), *dst), reference, atol=1e-3)
+    # The OpenCV path (used when installed) rounds its interpolation weights: within 0.02 of a level.
+    np.testing.assert_allclose(resize_bilinear(image, *dst), reference, atol=0.02)
+    np.testing.assert_allclose(resize_bilinear(image[:, :, 0], *dst), reference[:, :, 0], atol=0.02)
+    np.testing.assert_allclose(resize_bilinear(image[:, :, :1], *dst), reference[:, :, :1], atol=0.02)
 
 
 @pytest.mark.parametrize("policy", ["stretch", "letterbox", "crop"])
@@ -51,3 +55,16 @@ def test_non_image_input_is_refused():
     from edgenn.errors import EdgennError
     with pytest.raises(EdgennError, match="not an image"):
         ImageInput.from_tensor(TensorInfo("audio", 0, (1, 15600), np.dtype(np.float32), 0.0, 0))
+
+
+def test_numpy_path_reproduces_the_sensitive_coral_check(fixtures_dir, monkeypatch):
+    """Without OpenCV, the numpy resize alone still gives mobilenet_v1 0.25 its documented tiger cat."""
+    import edgenn.image
+    from edgenn.runtime import open_model
+    from edgenn.vision import VisionTask
+    from images import read_rgb
+
+    monkeypatch.setattr(edgenn.image, "_opencv", lambda: None)
+    task = VisionTask.create(open_model(fixtures_dir / "models/coral/mobilenet_v1_0.25_128_quant.tflite"), top_k=3)
+    hit = [r for r in task.predict(read_rgb(fixtures_dir / "images/coral/cat.bmp")) if r.label_id == 283]
+    assert hit and hit[0].score > 0.25
