@@ -1,9 +1,10 @@
 """Train the demo CNNs on generated shapes: a classifier and a detector with edgenn's grid head.
 
     .venv/bin/python training/train_shapes.py --seed 0
+    .venv/bin/python training/train_shapes.py --seed 0 --model classifier   # one model (same result)
 
-Took 16 min on 2 cores shared with other jobs (load 3-6). For a faster run, fewer classifier
-epochs cost accuracy: --classifier-epochs 16 (12000 samples) gave 97.8 % instead of 99.5 %.
+Each model has its own seeds, so the two can train in parallel processes; the training time of
+each is recorded in shapes.json.
 
 Writes edgenn/demo/shapes_classifier.keras, edgenn/demo/shapes_detector.keras and
 edgenn/demo/shapes.json (labels, input sizes, normalisation, decoder, seed, held-out metrics).
@@ -11,9 +12,11 @@ Data come from edgenn.demo_shapes, generated in memory from the seed; same seed,
 (TensorFlow's deterministic ops are switched on).
 
 Both models take float RGB input x = pixel / 255 (normalisation mean 0, std 255) and use only
-layers that every TFLite runtime, full int8 and the Edge TPU handle: Conv2D, DepthwiseConv2D,
-BatchNormalization (folded into the convolutions), ReLU, MaxPooling2D, GlobalAveragePooling2D,
-Dense, sigmoid/softmax.
+layers that every TFLite runtime, full int8 and the Edge TPU handle: Conv2D, BatchNormalization
+(folded into the convolutions), ReLU, MaxPooling2D, GlobalAveragePooling2D, Dense, sigmoid/softmax.
+Regular 3x3 convolutions, no depthwise ones: XNNPACK runs them much faster in int8 than in float
+(depthwise ones gain nothing), and their int8 weights outweigh the per-channel quantization
+parameters, so the int8 file is about a quarter of the float32 one (BENCHMARKS.md, "CNN converter").
 """
 
 import argparse
@@ -33,9 +36,9 @@ from edgenn.adapters import grid  # noqa: E402
 from edgenn.metrics import mean_average_precision  # noqa: E402
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "edgenn" / "demo"
-CLASSIFIER_SIZE = 64
-DETECTOR_SIZE = 96
-GRID = 12  # detector output stride 8
+CLASSIFIER_SIZE = 96
+DETECTOR_SIZE = 128
+GRID = 16  # detector output stride 8
 MAX_OBJECTS = 4
 DECODER = {"kind": "edgenn_grid", "grid": GRID, "num_classes": len(demo_shapes.LABELS),
            "score_threshold": 0.3, "iou_threshold": 0.45, "max_detections": 10}
@@ -48,21 +51,15 @@ def conv_bn(x, filters, kernel=3, strides=1):
     return keras.layers.ReLU()(x)
 
 
-def separable_bn(x, filters, strides=1):
-    x = keras.layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False)(x)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.ReLU()(x)
-    return conv_bn(x, filters, kernel=1)
-
-
 def build_classifier():
     inputs = keras.Input((CLASSIFIER_SIZE, CLASSIFIER_SIZE, 3), name="image")
-    x = conv_bn(inputs, 16, strides=2)         # 32x32
-    x = conv_bn(x, 32, strides=2)              # 16x16
-    x = conv_bn(x, 48)
-    x = keras.layers.MaxPooling2D()(x)         # 8x8
+    x = conv_bn(inputs, 24, strides=2)         # 48x48
+    x = conv_bn(x, 48, strides=2)              # 24x24
     x = conv_bn(x, 64)
-    x = keras.layers.MaxPooling2D()(x)         # 4x4
+    x = keras.layers.MaxPooling2D()(x)         # 12x12
+    x = conv_bn(x, 96)
+    x = keras.layers.MaxPooling2D()(x)         # 6x6
+    x = conv_bn(x, 96)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(len(demo_shapes.LABELS), activation="softmax", name="scores")(x)
     return keras.Model(inputs, outputs, name="shapes_classifier")
@@ -70,11 +67,11 @@ def build_classifier():
 
 def build_detector():
     inputs = keras.Input((DETECTOR_SIZE, DETECTOR_SIZE, 3), name="image")
-    x = conv_bn(inputs, 16, strides=2)         # 48x48
-    x = conv_bn(x, 32, strides=2)              # 24x24
-    x = conv_bn(x, 64, strides=2)              # 12x12, receptive field 15 px
-    for _ in range(4):                         # each block widens the receptive field by 16 px
-        x = separable_bn(x, 96)
+    x = conv_bn(inputs, 24, strides=2)         # 64x64
+    x = conv_bn(x, 48, strides=2)              # 32x32
+    x = conv_bn(x, 64, strides=2)              # 16x16, receptive field 15 px
+    for _ in range(3):                         # each conv widens the receptive field by 16 px
+        x = conv_bn(x, 96)
     outputs = keras.layers.Conv2D(5 + len(demo_shapes.LABELS), 1, activation="sigmoid", name="grid")(x)
     return keras.Model(inputs, outputs, name="shapes_detector")
 
@@ -160,22 +157,8 @@ def detector_map(model, images, truth):
     return mean_average_precision(predictions, truth, iou=0.5)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", type=Path, default=OUT_DIR)
-    parser.add_argument("--classifier-samples", type=int, default=16000)
-    parser.add_argument("--classifier-epochs", type=int, default=24)
-    parser.add_argument("--detector-samples", type=int, default=10000)
-    parser.add_argument("--detector-epochs", type=int, default=12)
-    parser.add_argument("--held-out", type=int, default=1000)
-    args = parser.parse_args()
-
-    keras.utils.set_random_seed(args.seed)
-    tf.config.experimental.enable_op_determinism()
-    start = time.time()
-    train_rng, test_rng = (np.random.default_rng([args.seed, part]) for part in (1, 2))
-
+def train_classifier(args):
+    train_rng, test_rng = (np.random.default_rng([args.seed, *part]) for part in ((1, 0), (2,)))
     x, y = classification_data(train_rng, args.classifier_samples)
     x_test, y_test = classification_data(test_rng, args.held_out)
     classifier = build_classifier()
@@ -185,7 +168,15 @@ def main():
     probs = classifier.predict(x_test.astype(np.float32) / 255.0, batch_size=256, verbose=0)
     accuracy = float(np.mean(probs.argmax(axis=1) == y_test))
     print(f"classifier: {classifier.count_params()} params, held-out accuracy {accuracy:.4f}")
+    save(classifier, args.out_dir / "shapes_classifier.keras")
+    return {"file": "shapes_classifier.keras", "task": "classify",
+            "input_size": [CLASSIFIER_SIZE, CLASSIFIER_SIZE], "params": classifier.count_params(),
+            "decoder": {"kind": "topk"}, "held_out": {"accuracy": round(accuracy, 4)},
+            "training": {"samples": args.classifier_samples, "epochs": args.classifier_epochs}}
 
+
+def train_detector(args):
+    train_rng, test_rng = (np.random.default_rng([args.seed, *part]) for part in ((1, 1), (2,)))
     x, t, _ = detection_data(train_rng, args.detector_samples)
     x_test, _, truth = detection_data(test_rng, args.held_out)
     detector = build_detector()
@@ -194,27 +185,44 @@ def main():
         3e-3, -(-len(x) // batch))
     map50 = detector_map(detector, x_test, truth)
     print(f"detector: {detector.count_params()} params, held-out mAP@0.5 {map50:.4f}")
-
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    save(classifier, args.out_dir / "shapes_classifier.keras")
     save(detector, args.out_dir / "shapes_detector.keras")
-    held_out = {"samples": args.held_out, "seed": [args.seed, 2]}
-    card = {
-        "labels": list(demo_shapes.LABELS), "seed": args.seed, "colour_order": "RGB",
-        "normalisation": NORMALISATION, "resize": "stretch",
-        "classifier": {"file": "shapes_classifier.keras", "task": "classify",
-                       "input_size": [CLASSIFIER_SIZE, CLASSIFIER_SIZE], "params": classifier.count_params(),
-                       "decoder": {"kind": "topk"},
-                       "held_out": {**held_out, "accuracy": round(accuracy, 4)}},
-        "detector": {"file": "shapes_detector.keras", "task": "detect",
-                     "input_size": [DETECTOR_SIZE, DETECTOR_SIZE], "params": detector.count_params(),
-                     "max_objects": MAX_OBJECTS, "decoder": DECODER,
-                     "held_out": {**held_out, "map50": round(map50, 4)}},
-        "training": {"seconds": round(time.time() - start), "tensorflow": tf.__version__,
-                     "keras": keras.__version__, "script": "training/train_shapes.py"},
-    }
-    (args.out_dir / "shapes.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(f"wrote {args.out_dir} in {time.time() - start:.0f} s")
+    return {"file": "shapes_detector.keras", "task": "detect",
+            "input_size": [DETECTOR_SIZE, DETECTOR_SIZE], "params": detector.count_params(),
+            "max_objects": MAX_OBJECTS, "decoder": DECODER, "held_out": {"map50": round(map50, 4)},
+            "training": {"samples": args.detector_samples, "epochs": args.detector_epochs}}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", type=Path, default=OUT_DIR)
+    parser.add_argument("--model", choices=("classifier", "detector", "both"), default="both",
+                        help="train one model (its own seeds: the result is the same as in a 'both' run)")
+    parser.add_argument("--classifier-samples", type=int, default=8000)
+    parser.add_argument("--classifier-epochs", type=int, default=16)
+    parser.add_argument("--detector-samples", type=int, default=8000)
+    parser.add_argument("--detector-epochs", type=int, default=12)
+    parser.add_argument("--held-out", type=int, default=1000)
+    args = parser.parse_args()
+
+    tf.config.experimental.enable_op_determinism()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    card_path = args.out_dir / "shapes.json"
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    card.update({"labels": list(demo_shapes.LABELS), "seed": args.seed, "colour_order": "RGB",
+                 "normalisation": NORMALISATION, "resize": "stretch"})
+    for kind, train in (("classifier", train_classifier), ("detector", train_detector)):
+        if args.model in (kind, "both"):
+            keras.utils.set_random_seed(args.seed)
+            start = time.time()
+            entry = train(args)
+            entry["held_out"].update({"samples": args.held_out, "seed": [args.seed, 2]})
+            entry["training"].update({"seconds": round(time.time() - start), "tensorflow": tf.__version__,
+                                      "keras": keras.__version__, "script": "training/train_shapes.py"})
+            card[kind] = entry
+    card.pop("training", None)  # older cards: one entry for both models
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    print(f"wrote {args.out_dir}")
 
 
 if __name__ == "__main__":
