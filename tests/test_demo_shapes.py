@@ -155,14 +155,14 @@ def test_demo_models_are_small_and_described():
     assert card["labels"] == list(demo_shapes.LABELS)
     assert card["detector"]["decoder"]["kind"] == "edgenn_grid"
     for kind in ("classifier", "detector"):
-        assert (DEMO / card[kind]["file"]).stat().st_size < 1_000_000
+        assert (DEMO / card[kind]["file"]).stat().st_size <= 1_200_000
 
 
 def test_committed_classifier_reaches_its_accuracy(keras_models):
     card, models = keras_models
     size = card["classifier"]["input_size"][0]
     rng = np.random.default_rng([99, 1])
-    pairs = [demo_shapes.classification_sample(rng, size) for _ in range(300)]
+    pairs = [demo_shapes.classification_sample(rng, size) for _ in range(1000)]  # ±0.5 pp
     x = np.stack([p[0] for p in pairs]).astype(np.float32) / 255
     predicted = models["classifier"].predict(x, verbose=0).argmax(axis=1)
     assert np.mean(predicted == [p[1] for p in pairs]) >= 0.97
