@@ -235,3 +235,23 @@ def write_demo_video(path, seconds=10.0, fps=15, seed=0, size=(320, 240), n_obje
     truth = {"labels": list(LABELS), "size": [width, height], "fps": fps, "seed": seed, "frames": frames}
     path.with_suffix(".json").write_text(json.dumps(truth))
     return path
+
+
+def write_video_frames(directory, seconds=8.0, fps=8, seed=101):
+    """Calibration pictures for the demo detector: the frames of a demo video (its own seed) as
+    PNGs in DIRECTORY, so calibration sees what the camera runner sees. Returns the frame count."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    video = write_demo_video(directory / "frames.mp4", seconds=seconds, fps=fps, seed=seed)
+    capture = cv2.VideoCapture(str(video))
+    count = 0
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        cv2.imwrite(str(directory / f"{count:04d}.png"), image)
+        count += 1
+    capture.release()
+    for made in (video, video.with_suffix(".json")):
+        made.unlink()
+    return count

@@ -5,7 +5,6 @@ import json
 import os
 from pathlib import Path
 
-import cv2
 import pytest
 
 from conftest import REPO, require, run_cli
@@ -22,16 +21,7 @@ def demo_detector_bundle(tmp_path_factory):
     require((REPO / "edgenn" / "cli" / "convert.py").exists(), "the `edgenn convert` command")
     root = tmp_path_factory.mktemp("demo_detector")
     calibration = root / "calibration"
-    calibration.mkdir()
-    video = demo_shapes.write_demo_video(root / "calibration.mp4", seconds=8, fps=8, seed=101)
-    capture = cv2.VideoCapture(str(video))
-    count = 0
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        cv2.imwrite(str(calibration / f"{count:04d}.png"), image)
-        count += 1
+    demo_shapes.write_video_frames(calibration, seconds=8, fps=8, seed=101)
     labels = root / "labels.txt"
     labels.write_text("\n".join(demo_shapes.LABELS) + "\n")
     bundle = root / "shapes_detector_int8.tflite"

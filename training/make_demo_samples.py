@@ -12,7 +12,6 @@ import json
 import shutil
 from pathlib import Path
 
-import cv2
 
 from edgenn import demo_shapes
 from edgenn.wav import write_wav
@@ -36,16 +35,7 @@ def write_calibration(root):
     images = root / "images"
     if not (images / ".complete").exists():
         shutil.rmtree(images, ignore_errors=True)
-        images.mkdir(parents=True)
-        video = demo_shapes.write_demo_video(root / "calibration.mp4", seconds=8, fps=8, seed=CALIBRATION_SEED)
-        capture = cv2.VideoCapture(str(video))
-        count = 0
-        while True:
-            ok, image = capture.read()
-            if not ok:
-                break
-            cv2.imwrite(str(images / f"{count:04d}.png"), image)
-            count += 1
+        demo_shapes.write_video_frames(images, seconds=8, fps=8, seed=CALIBRATION_SEED)
         (images / ".complete").touch()
     speech_data.write_wav_folder(root / "speech", per_keyword=12, held_out=False, seed=CALIBRATION_SEED)
     return root
