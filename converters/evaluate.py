@@ -20,7 +20,7 @@ def _detections(output, placement, input_size, decoder):
     found = grid.decode(output[None], image_size=input_size, **params)
     if placement is None:
         return found
-    return [grid.Detection(d.label_id, d.score, placement.to_image(d.box)) for d in found]
+    return [d.placed(placement) for d in found]
 
 
 def compare(task, samples, float_outputs, quant_outputs, decoder=None):

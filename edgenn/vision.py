@@ -95,4 +95,4 @@ class VisionTask:
             return yolov8.decode(outputs[0], input_size, placement, (width, height), self.threshold,
                                  self.iou_threshold, self.max_detections)
         detections = grid.decode(outputs[0], self.threshold, self.iou_threshold, self.max_detections, input_size)
-        return [type(d)(d.label_id, d.score, placement.to_image(d.box)) for d in detections]
+        return [d.placed(placement) for d in detections]

@@ -19,17 +19,10 @@ p * max(class probabilities) for the best class; boxes over `score_threshold` go
 class-aware NMS. Each object is assigned to the single cell holding its centre (encode()).
 """
 
-from typing import NamedTuple
-
 import numpy as np
 
+from edgenn.adapters.detection import Detection
 from edgenn.adapters.nms import class_aware_nms
-
-
-class Detection(NamedTuple):
-    label_id: int
-    score: float
-    box: list  # [x0, y0, x1, y1] in pixels of the original image
 
 
 def _grid(output):
