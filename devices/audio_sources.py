@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgenn.devices.run_control import put_until_stopped
 from edgenn.errors import EdgennError
 from edgenn.wav import _pcm_to_float  # the one PCM decoder; edgenn.wav reads whole files only
 
@@ -79,22 +80,12 @@ class AudioSource:
                 self.lost_samples += len(samples)
                 self._pending_drop += len(samples)
             return
-        while not self._stopping.is_set():
-            try:
-                self.queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        put_until_stopped(self.queue, item, self._stopping)
 
     def _finish(self, error=None):
         """The producer ends: END always reaches the consumer, after every block before it."""
         self.error = self.error or error
-        while not self._stopping.is_set():
-            try:
-                self.queue.put(END, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        put_until_stopped(self.queue, END, self._stopping)
 
     @property
     def block_input_samples(self):

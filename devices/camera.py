@@ -31,7 +31,7 @@ from edgenn.vision import VisionTask
 from edgenn.devices import overlay
 from edgenn.devices.preview import PreviewServer, PreviewState, parse_address
 from edgenn.devices.recorder import Recorder, check_path
-from edgenn.devices.run_control import StopOnSignals, resolve_model
+from edgenn.devices.run_control import StopOnSignals, put_until_stopped, resolve_model
 from edgenn.devices.sources import Capture, open_source
 
 END = object()  # marks the end of the frames in the stage queues
@@ -187,12 +187,7 @@ class CameraRunner:
         self._put_result(END)
 
     def _put_result(self, item):
-        while not self.stop_event.is_set():
-            try:
-                self.results.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        put_until_stopped(self.results, item, self.stop_event)
 
     # --- main thread
     def _handle(self, frame, context, outputs):

@@ -1,6 +1,7 @@
 """What every runner shares: finding the model a user names, and stopping cleanly on a signal."""
 
 import os
+import queue
 import signal
 import threading
 from pathlib import Path
@@ -39,3 +40,15 @@ class StopOnSignals:
     def __exit__(self, *exc):
         for number, handler in self.saved.items():
             signal.signal(number, handler)
+
+
+def put_until_stopped(bounded_queue, item, stop):
+    """Put ITEM on a bounded queue, waiting for room, unless STOP (a threading.Event) is set first:
+    a stage hands work on without ever blocking shutdown."""
+    while not stop.is_set():
+        try:
+            bounded_queue.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
