@@ -52,6 +52,13 @@ def open_task(model, labels=None, decoder=None, threshold=None, max_detections=N
     return task, name
 
 
+def spare_core_threads():
+    """Interpreter threads for the camera: every core but one, which capture, preparation and
+    drawing need to keep the model fed (on 2 cores a second model thread halves the FPS kept)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
+    return max(1, cores - 1)
+
+
 def check_display():
     """Refuse --display early when OpenCV was built without a GUI or there is no screen."""
     gui = [line for line in cv2.getBuildInformation().splitlines() if line.strip().startswith("GUI:")]
@@ -144,8 +151,8 @@ class CameraRunner:
         stop = self.stop_event
         try:
             while not stop.is_set():
-                self.handoff.wait_empty(stop)
                 if not self.capture.lossless:  # just in time: fresh frame when the model is nearly free
+                    self.handoff.wait_empty(stop)
                     wait = self.busy_until - time.monotonic() - self.stats.recent(self.stats.prepare) - 0.002
                     if wait > 0:
                         stop.wait(wait)
@@ -155,8 +162,7 @@ class CameraRunner:
                         break
                     continue
                 start = time.monotonic()
-                rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-                array, context = self.task.prepare(rgb)
+                array, context = self.task.prepare(frame.image, order="bgr")
                 self.stats.prepare.append(time.monotonic() - start)
                 self.handoff.put((frame, array, context), stop)
         except Exception as exc:
@@ -174,7 +180,8 @@ class CameraRunner:
                     break
                 frame, array, context = item
                 start = time.monotonic()
-                self.busy_until = start + self.stats.recent(self.stats.invoke)
+                if not self.capture.lossless:
+                    self.busy_until = start + self.stats.recent(self.stats.invoke)
                 model.set_input(0, array)
                 model.invoke()
                 outputs = [model.output(i) for i in range(len(model.outputs))]
@@ -196,29 +203,31 @@ class CameraRunner:
         latency = done - frame.stamp
         self.stats.latency.append(latency)
         self.stats.done.append(done)
-        kind = "classification" if self.task.task == "classify" else "detection"
-        events = [make_event("camera", self.model_name, kind, self.task.label(r.label_id), r.score,
-                             frame=frame.index, latency_ms=1000 * latency, box=getattr(r, "box", None),
-                             when=frame.time) for r in results]
+        events = self._events(frame, results, latency) if self.sink or self.preview else []
         if self.sink:
             for event in events:
                 self.sink.emit(event)
-        live = self.stats.live(self.capture.dropped)
         if self.recorder or self.preview or self.display:
+            live = self.stats.live(self.capture.dropped)
             status = f"{live['fps']:.1f} FPS  latency {live['latency_ms']:.0f} ms  invoke {live['invoke_ms']:.0f} ms"
             image = overlay.draw(frame.image.copy(), results, self.task.label, status)
             if self.recorder:
                 self.recorder.write(image)
             if self.preview:
                 self.preview.publish_frame(image)
+                self.preview.publish_events(events, live)
             if self.display:
                 cv2.imshow(WINDOW, image)
                 if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                     self.stop("closed by the user")
-        if self.preview:
-            self.preview.publish_events(events, live)
         if self.on_result:
             self.on_result(frame, results)
+
+    def _events(self, frame, results, latency):
+        kind = "classification" if self.task.task == "classify" else "detection"
+        return [make_event("camera", self.model_name, kind, self.task.label(r.label_id), r.score,
+                           frame=frame.index, latency_ms=1000 * latency, box=getattr(r, "box", None),
+                           when=frame.time) for r in results]
 
     def run(self):
         """Run to the end; returns the summary dict."""
@@ -277,7 +286,8 @@ def run_camera(model, source="0", *, labels=None, decoder=None, threshold=None, 
     if record:
         check_path(record)
     address = parse_address(preview) if preview else None
-    task, name = open_task(model, labels, decoder, threshold, max_detections, top_k, iou_threshold, runtime, threads)
+    task, name = open_task(model, labels, decoder, threshold, max_detections, top_k, iou_threshold, runtime,
+                           threads or spare_core_threads())
     src = open_source(source, size=size, fps=fps)
     pace = (fps or "native") if (realtime or fps) and not src.live else None
     capture = Capture(src, pace_fps=pace, size=size, reconnects=reconnects, backoff=backoff, log=log)

@@ -10,6 +10,7 @@ newest frame, counts the ones nobody took, and reopens a lost source with backof
 case they behave like a live source; their end ends the run.
 """
 
+import collections
 import glob
 import os
 import threading
@@ -25,6 +26,7 @@ from edgenn.errors import EdgennError
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 STREAM_TIMEOUT_MS = 5000
+READ_AHEAD = 4  # frames a recorded source is decoded ahead of the model
 
 
 class SourceLost(Exception):
@@ -202,8 +204,9 @@ def open_source(spec, size=None, fps=None):
 class Capture:
     """Reads a Source on its own thread and hands over frames.
 
-    Lossless (recorded source, no pacing): each frame waits until taken, so all are processed.
-    Otherwise only the newest frame is kept; one replaced before anybody took it counts as dropped.
+    Lossless (recorded source, no pacing): every frame is handed over, decoded up to READ_AHEAD frames
+    ahead so one slow decode does not stall the model. Otherwise only the newest frame is kept; one
+    replaced before anybody took it counts as dropped.
     A live source that fails is reopened after 0.5, 1, 2 ... s (at most max_backoff) up to
     `reconnects` times in a row; then the capture ends with `error` set."""
 
@@ -217,7 +220,7 @@ class Capture:
         self.reconnect_attempts = 0
         self.error = None
         self.finished = False
-        self._frame = None
+        self._frames = collections.deque()
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
@@ -239,20 +242,20 @@ class Capture:
     def take(self, timeout=None):
         """The newest frame not yet taken, waiting for one; None when the capture has ended."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._frame is not None or self.finished or self._stop.is_set(),
-                                       timeout):
+            if not self._cond.wait_for(lambda: self._frames or self.finished or self._stop.is_set(), timeout):
                 return None
-            frame, self._frame = self._frame, None
+            if not self._frames:
+                return None
+            frame = self._frames.popleft()
             self._cond.notify_all()
             return frame
 
     def _hand_over(self, frame):
         with self._cond:
-            if self.lossless:
-                self._cond.wait_for(lambda: self._frame is None or self._stop.is_set())
-            elif self._frame is not None:
-                self.dropped += 1
-            self._frame = frame
+            if not self.lossless and self._frames:
+                self.dropped += len(self._frames)
+                self._frames.clear()
+            self._frames.append(frame)
             self._cond.notify_all()
 
     def _reopen(self, reason):
@@ -280,9 +283,9 @@ class Capture:
         next_time = time.monotonic()
         try:
             while not self._stop.is_set():
-                if self.lossless:  # read when the last frame was taken, so its stamp is when it is ready
+                if self.lossless:
                     with self._cond:
-                        self._cond.wait_for(lambda: self._frame is None or self._stop.is_set())
+                        self._cond.wait_for(lambda: len(self._frames) < READ_AHEAD or self._stop.is_set())
                 try:
                     image = self.source.read()
                 except SourceLost as exc:

@@ -76,11 +76,11 @@ class VisionTask:
         array, context = self.prepare(image_rgb)
         return self.decode(self.model.run(array), context)
 
-    def prepare(self, image_rgb):
-        """(input array, context for decode()) of one RGB uint8 picture; lets a pipeline prepare
-        the next frame while the model runs."""
-        array, placement = self.image_input.prepare(image_rgb, self.model.inputs[0])
-        height, width = np.asarray(image_rgb).shape[:2]
+    def prepare(self, image, order="rgb"):
+        """(input array, context for decode()) of one uint8 picture, channels in `order` ("rgb" or
+        OpenCV's "bgr"); lets a pipeline prepare the next frame while the model runs."""
+        array, placement = self.image_input.prepare(image, self.model.inputs[0], order)
+        height, width = np.asarray(image).shape[:2]
         return array, (placement, (width, height))
 
     def decode(self, outputs, context):

@@ -116,6 +116,22 @@ def test_nms_keeps_the_best_of_each_overlapping_group():
     assert nms(np.zeros((0, 4)), [], 0.5).tolist() == []
 
 
+def test_nms_small_and_large_sets_follow_one_rule():
+    """Below SMALL_SET boxes nms() runs in plain Python; a larger set of the same boxes, padded with
+    far-away low scorers, must keep the same ones."""
+    from edgenn.adapters.nms import SMALL_SET
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        corners = rng.uniform(0, 50, size=(SMALL_SET, 2))
+        boxes = np.hstack([corners, corners + rng.uniform(5, 30, size=(SMALL_SET, 2))])
+        scores = rng.uniform(0.5, 1, size=SMALL_SET)
+        padding = np.tile([1000.0, 1000.0, 1001.0, 1001.0], (SMALL_SET, 1)) + 10 * np.arange(SMALL_SET)[:, None]
+        small = nms(boxes, scores, 0.4, max_detections=10).tolist()
+        large = nms(np.vstack([boxes, padding]), np.concatenate([scores, np.full(SMALL_SET, 0.1)]), 0.4,
+                    max_detections=10).tolist()
+        assert small == large[:len(small)] and len(small) >= 1
+
+
 def test_iou():
     assert iou([0, 0, 10, 10], [0, 0, 10, 10]) == 1
     assert iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(50 / 150)

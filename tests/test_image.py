@@ -51,6 +51,17 @@ def test_normalisation_from_manifest_and_grayscale():
     np.testing.assert_allclose(array, 1.0, atol=0.01)
 
 
+@pytest.mark.parametrize("channels", [3, 1])
+def test_bgr_frames_prepare_like_their_rgb_picture(channels):
+    rgb = np.random.default_rng(1).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+    tensor = TensorInfo("in", 0, (1, 16, 16, channels), np.dtype(np.float32), 0.0, 0)
+    image_input = ImageInput.from_tensor(tensor)
+    from_rgb, _ = image_input.prepare(rgb, tensor)
+    from_bgr, _ = image_input.prepare(np.ascontiguousarray(rgb[:, :, ::-1]), tensor, order="bgr")
+    np.testing.assert_allclose(from_bgr, from_rgb, atol=1e-6)
+    assert from_bgr.flags["C_CONTIGUOUS"]
+
+
 def test_non_image_input_is_refused():
     from edgenn.errors import EdgennError
     with pytest.raises(EdgennError, match="not an image"):

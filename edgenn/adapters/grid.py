@@ -40,21 +40,30 @@ def decode(output, score_threshold=0.3, iou_threshold=0.45, max_detections=20, i
     """Detections, best first, with boxes in pixels of an image of image_size = (width, height)."""
     out = _grid(output)
     s = out.shape[0]
-    rows, cols = np.mgrid[0:s, 0:s]
-    classes = out[..., 5:].argmax(axis=-1)
-    scores = out[..., 0] * out[..., 5:].max(axis=-1)
-    picked = scores > score_threshold
-    if not picked.any():
-        return []
-    t = out[picked]
-    cx = (cols[picked] + 2 * t[:, 1] - 0.5) / s
-    cy = (rows[picked] + 2 * t[:, 2] - 0.5) / s
+    cells = out.reshape(s * s, -1)
+    # A score is objectness x a class probability <= objectness: look only at cells that can pass.
+    candidates = np.flatnonzero(cells[:, 0] > score_threshold)
     width, height = image_size
-    boxes = np.stack([(cx - t[:, 3] / 2) * width, (cy - t[:, 4] / 2) * height,
-                      (cx + t[:, 3] / 2) * width, (cy + t[:, 4] / 2) * height], axis=1)
-    boxes = np.clip(boxes, 0, [width, height, width, height])
-    keep = class_aware_nms(boxes, scores[picked], classes[picked], iou_threshold, max_detections)
-    return [Detection(int(classes[picked][k]), float(scores[picked][k]), boxes[k].tolist()) for k in keep]
+    labels, scores, boxes = [], [], []
+    # Few cells pass on a real frame: plain Python on them costs less than more numpy calls.
+    for cell, (p, tx, ty, tw, th, *probs) in zip(candidates.tolist(), cells[candidates].tolist()):
+        label = max(range(len(probs)), key=probs.__getitem__)
+        score = p * probs[label]
+        if score <= score_threshold:
+            continue
+        row, col = divmod(cell, s)
+        cx, cy = (col + 2 * tx - 0.5) / s * width, (row + 2 * ty - 0.5) / s * height
+        half_w, half_h = tw * width / 2, th * height / 2
+        labels.append(label)
+        scores.append(score)
+        boxes.append([_clamp(cx - half_w, width), _clamp(cy - half_h, height),
+                      _clamp(cx + half_w, width), _clamp(cy + half_h, height)])
+    keep = class_aware_nms(boxes, scores, labels, iou_threshold, max_detections)
+    return [Detection(labels[k], scores[k], boxes[k]) for k in keep]
+
+
+def _clamp(value, upper):
+    return min(max(value, 0.0), upper)
 
 
 def encode(objects, grid_size, num_classes, image_size):

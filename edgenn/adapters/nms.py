@@ -1,4 +1,4 @@
-"""Greedy non-maximum suppression in numpy, shared by every detection decoder."""
+"""Greedy non-maximum suppression, shared by every detection decoder."""
 
 import numpy as np
 
@@ -15,17 +15,46 @@ def box_iou_matrix(a, b):
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
+SMALL_SET = 24  # below this many boxes plain Python beats numpy's per-call overhead
+
+
 def nms(boxes_xyxy, scores, iou_threshold=0.5, max_detections=None):
     """Indices of the boxes kept, best score first: each box suppresses later ones that overlap
     it by more than iou_threshold."""
     boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
     order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    limit = len(order) if max_detections is None else max_detections
+    if len(order) <= SMALL_SET:  # the usual camera frame: a handful of candidates
+        return order[_nms_small(boxes[order].tolist(), iou_threshold, limit)]
+    x0, y0, x1, y1 = boxes.T
+    areas = np.maximum(x1 - x0, 0) * np.maximum(y1 - y0, 0)
     keep = []
-    while order.size and (max_detections is None or len(keep) < max_detections):
+    while order.size and len(keep) < limit:
         best, order = order[0], order[1:]
         keep.append(best)
-        order = order[box_iou_matrix(boxes[best], boxes[order])[0] <= iou_threshold]
+        inter = (np.maximum(np.minimum(x1[best], x1[order]) - np.maximum(x0[best], x0[order]), 0)
+                 * np.maximum(np.minimum(y1[best], y1[order]) - np.maximum(y0[best], y0[order]), 0))
+        union = areas[best] + areas[order] - inter
+        order = order[inter <= iou_threshold * union]  # iou <= threshold, with no division by an empty union
     return np.asarray(keep, dtype=np.int64)
+
+
+def _nms_small(sorted_boxes, iou_threshold, limit):
+    """Positions kept in a best-first list of [x0, y0, x1, y1]; the same rule as nms()."""
+    kept = []
+    for i, (ax0, ay0, ax1, ay1) in enumerate(sorted_boxes):
+        if len(kept) >= limit:
+            break
+        area = max(ax1 - ax0, 0) * max(ay1 - ay0, 0)
+        for k in kept:
+            bx0, by0, bx1, by1 = sorted_boxes[k]
+            inter = max(min(ax1, bx1) - max(ax0, bx0), 0) * max(min(ay1, by1) - max(ay0, by0), 0)
+            union = area + max(bx1 - bx0, 0) * max(by1 - by0, 0) - inter
+            if inter > iou_threshold * union:
+                break
+        else:
+            kept.append(i)
+    return kept
 
 
 def class_aware_nms(boxes_xyxy, scores, classes, iou_threshold=0.5, max_detections=None):

@@ -51,7 +51,7 @@ def _print_summary(summary):
               help="Reopen attempts for a live source that drops.")
 @click.option("--runtime", type=click.Choice(["litert", "tflite_runtime", "tensorflow"]),
               help="Force a runtime (default: the first installed).")
-@click.option("--threads", type=click.IntRange(1), help="Interpreter threads.")
+@click.option("--threads", type=click.IntRange(1), help="Interpreter threads (default: all cores but one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def camera(model, as_json, **options):
     """Run MODEL (a .tflite bundle or an installed model's name) on camera frames.

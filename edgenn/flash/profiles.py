@@ -14,7 +14,7 @@ from edgenn.errors import EdgennError
 class Profile:
     name: str
     description: str
-    threads: int            # interpreter threads a runner uses by default (the board's big cores)
+    threads: int            # the board's big cores
     runtime: str            # preferred TFLite runtime on the device
     delegate: str | None    # delegate library a runner loads for `_edgetpu` models
     camera: str             # default camera backend: picamera2 (CSI) or v4l2 (USB / Coral camera)
