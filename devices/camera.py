@@ -9,7 +9,8 @@ Four stages overlap so throughput is bound by the model, not by the work around 
     main thread      decodes, draws, records, serves the preview, emits events, shows the window
 
 For a live source the prepare thread takes its frame just in time, when the running invoke is
-about to finish, so the frame the model sees is as fresh as the source allows.
+about to finish, so the frame the model sees is as fresh as the source allows. A recorded source is
+read a few frames ahead and its next frame prepared while the model runs, so no frame waits on them.
 """
 
 import os

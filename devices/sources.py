@@ -15,7 +15,7 @@ import glob
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -240,7 +240,8 @@ class Capture:
         self.source.close()
 
     def take(self, timeout=None):
-        """The newest frame not yet taken, waiting for one; None when the capture has ended."""
+        """The oldest frame not yet taken (a live source keeps only its newest), waiting for one;
+        None when the capture has ended."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._frames or self.finished or self._stop.is_set(), timeout):
                 return None
@@ -248,7 +249,9 @@ class Capture:
                 return None
             frame = self._frames.popleft()
             self._cond.notify_all()
-            return frame
+        if self.lossless:  # time spent in the read-ahead is the reader being early, not the frame aging
+            frame = replace(frame, time=time.time(), stamp=time.monotonic())
+        return frame
 
     def _hand_over(self, frame):
         with self._cond:
