@@ -27,13 +27,14 @@ import numpy as np
 from edgenn.bundle import load_labels_file, read_labels, read_manifest
 from edgenn.errors import EdgennError
 from edgenn.events import make_event, make_sink
+from edgenn.flash import profiles
 from edgenn.runtime import open_model
 from edgenn.vision import VisionTask
 from edgenn.devices import overlay
 from edgenn.devices.preview import PreviewServer, PreviewState, parse_address
 from edgenn.devices.recorder import Recorder, check_path
-from edgenn.devices.run_control import StopOnSignals, put_until_stopped, resolve_model
-from edgenn.devices.sources import Capture, open_source
+from edgenn.devices.run_control import StopOnSignals, preferred_runtime, put_until_stopped, resolve_model
+from edgenn.devices.sources import Capture, default_source, open_source
 
 END = object()  # marks the end of the frames in the stage queues
 WINDOW = "edgenn camera"
@@ -53,10 +54,14 @@ def open_task(model, labels=None, decoder=None, threshold=None, max_detections=N
     return task, name
 
 
-def spare_core_threads():
-    """Interpreter threads for the camera: every core but one, which capture, preparation and
-    drawing need to keep the model fed (on 2 cores a second model thread halves the FPS kept)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
+def spare_core_threads(board=None):
+    """Interpreter threads for the camera: every core (the board profile's, else this machine's) but
+    one, which capture, preparation and drawing need to keep the model fed (on 2 cores a second model
+    thread halves the FPS kept)."""
+    if board is not None:
+        cores = board.threads
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
     return max(1, cores - 1)
 
 
@@ -272,13 +277,14 @@ class CameraRunner:
                 "reconnects": self.capture.reconnect_attempts, "stopped_by": self.reason, "error": error}
 
 
-def run_camera(model, source="0", *, labels=None, decoder=None, threshold=None, max_detections=None,
+def run_camera(model, source=None, *, labels=None, decoder=None, threshold=None, max_detections=None,
                top_k=None, iou_threshold=None, size=None, fps=None, realtime=False, max_frames=None,
                duration=None, runtime=None, threads=None, display=False, record=None, preview=None,
                preview_token=None, events=None, reconnects=5, backoff=0.5, on_result=None, log=None,
                on_start=None):
-    """Run MODEL on SOURCE; returns the summary dict (its "error" is set when the source was lost
-    or a stage failed). events: a sink spec or a list of them ('-', FILE, mqtt://HOST[:PORT]/TOPIC).
+    """Run MODEL on SOURCE (None: the board's camera, see default_source); returns the summary dict
+    (its "error" is set when the source was lost or a stage failed). Threads and runtime not given
+    come from the board's profile. events: a sink spec or a list of them ('-', FILE, mqtt://HOST[:PORT]/TOPIC).
     realtime=True (or fps) plays a recorded source at its frame rate (fps, else its own) dropping frames
     the model cannot keep up with, as a live camera would."""
     log = log or (lambda message: print(f"edgenn: {message}", file=sys.stderr))
@@ -287,9 +293,10 @@ def run_camera(model, source="0", *, labels=None, decoder=None, threshold=None, 
     if record:
         check_path(record)
     address = parse_address(preview) if preview else None
-    task, name = open_task(model, labels, decoder, threshold, max_detections, top_k, iou_threshold, runtime,
-                           threads or spare_core_threads())
-    src = open_source(source, size=size, fps=fps)
+    board = profiles.detect()
+    task, name = open_task(model, labels, decoder, threshold, max_detections, top_k, iou_threshold,
+                           preferred_runtime(runtime, board), threads or spare_core_threads(board))
+    src = open_source(default_source(board) if source is None else source, size=size, fps=fps)
     pace = (fps or "native") if (realtime or fps) and not src.live else None
     capture = Capture(src, pace_fps=pace, size=size, reconnects=reconnects, backoff=backoff, log=log)
     sink = recorder = server = None

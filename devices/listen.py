@@ -14,8 +14,9 @@ from collections import Counter
 
 from edgenn.errors import EdgennError
 from edgenn.events import make_event, make_sink
+from edgenn.flash import profiles
 from edgenn.devices.audio_sources import END, open_audio_source
-from edgenn.devices.run_control import StopOnSignals, resolve_model
+from edgenn.devices.run_control import StopOnSignals, preferred_runtime, resolve_model
 from edgenn.devices.speech import Listener, load_audio_model
 
 EVENT_KIND = {"keywords": "keyword", "audio_classify": "audio_class"}
@@ -30,8 +31,8 @@ def run_listen(model, source="default", *, events=None, mode=None, threshold=Non
     events: a sink spec or a list ('-', FILE, mqtt://HOST[:PORT]/TOPIC). Returns the summary dict;
     its "error" is set when the source failed mid-run."""
     log = log or (lambda message: print(f"edgenn: {message}", file=sys.stderr))
-    audio = load_audio_model(resolve_model(model), labels=labels, frontend=frontend, task=task, runtime=runtime,
-                             threads=threads)
+    audio = load_audio_model(resolve_model(model), labels=labels, frontend=frontend, task=task,
+                             runtime=preferred_runtime(runtime, profiles.detect()), threads=threads)
     listener = Listener(audio, mode, threshold, thresholds, hop_ms, smoothing_ms, refractory_ms, copies)
     options = {"queue_blocks": queue_blocks} if queue_blocks else {}
     src = open_audio_source(source, audio.rate, realtime=realtime, input_rate=input_rate, device_rate=device_rate,

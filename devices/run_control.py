@@ -1,4 +1,5 @@
-"""What every runner shares: finding the model a user names, and stopping cleanly on a signal."""
+"""What every runner shares: finding the model a user names, the board's defaults, and stopping
+cleanly on a signal."""
 
 import os
 import queue
@@ -7,6 +8,7 @@ import threading
 from pathlib import Path
 
 from edgenn.flash.layout import installed_model
+from edgenn.runtime import runtime_installed
 
 
 def resolve_model(model):
@@ -15,6 +17,14 @@ def resolve_model(model):
     if path.exists() or path.suffix or os.sep in str(model):
         return path
     return installed_model(str(model)) or path
+
+
+def preferred_runtime(runtime, board):
+    """The runtime asked for; else the board's preferred one when it is installed; else None, which
+    means the first one installed (see edgenn.runtime)."""
+    if runtime or board is None or not runtime_installed(board.runtime):
+        return runtime
+    return board.runtime
 
 
 class StopOnSignals:

@@ -166,6 +166,18 @@ class Picamera2Source(Source):
             self.camera = None
 
 
+def default_source(board):
+    """The camera a run opens when none is named: the CSI camera through Picamera2 on a board whose
+    camera is that one and where Picamera2 imports (OpenCV gets no frames from it there), else camera 0."""
+    if board is not None and board.camera == "picamera2":
+        try:
+            import picamera2  # noqa: F401
+            return "picamera2"
+        except ImportError:
+            pass
+    return "0"
+
+
 def open_source(spec, size=None, fps=None):
     """A Source (not yet opened) for a spec string; size=(width, height) and fps are requests."""
     spec = str(spec).strip()

@@ -9,10 +9,9 @@ import shutil
 import sys
 from dataclasses import dataclass
 
+from edgenn.flash import profiles
 from edgenn.runtime import RUNTIMES, _DISTRIBUTIONS, _MODULES
 
-# USB ids of the Coral USB Accelerator before and after its firmware loads.
-CORAL_USB_IDS = {("1a6e", "089a"), ("18d1", "9302")}
 MODELS_DIR = os.path.expanduser("~/.local/share/edgenn/models")
 MIN_FREE_MB = 200
 
@@ -34,6 +33,15 @@ def _version(distribution):
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def check_board():
+    board = profiles.detect()
+    if board is None:
+        return Check("board", True, "not a known edge board (runners use their PC defaults); "
+                     "set EDGENN_PROFILE to one of " + ", ".join(profiles.PROFILES) + " to override")
+    return Check("board", True, f"{board.description}: profile {board.name}, which sets the runners' camera, "
+                 "threads and runtime (EDGENN_PROFILE overrides)")
 
 
 def check_python():
@@ -111,17 +119,8 @@ def check_audio():
                  "" if inputs else "plug in a USB microphone (check `arecord -l`); for a file use --source FILE.wav")
 
 
-def _usb_ids():
-    for folder in glob.glob("/sys/bus/usb/devices/*"):
-        try:
-            with open(os.path.join(folder, "idVendor")) as vendor, open(os.path.join(folder, "idProduct")) as product:
-                yield vendor.read().strip(), product.read().strip()
-        except OSError:
-            continue
-
-
 def check_edgetpu():
-    usb = any(ids in CORAL_USB_IDS for ids in _usb_ids())
+    usb = bool(profiles.usb_ids() & profiles.CORAL_USB_IDS)
     pcie = bool(glob.glob("/dev/apex_*"))
     library = ctypes.util.find_library("edgetpu")
     device = "USB accelerator" if usb else "PCIe/M.2 (/dev/apex_*)" if pcie else None
@@ -145,6 +144,6 @@ def check_disk():
 
 
 def run_checks():
-    checks = [check_python(), *check_runtimes(), check_opencv(), *check_cameras(), check_audio(),
+    checks = [check_board(), check_python(), *check_runtimes(), check_opencv(), *check_cameras(), check_audio(),
               *check_edgetpu(), check_disk()]
     return checks

@@ -76,6 +76,11 @@ def available_runtimes():
     return found
 
 
+def runtime_installed(name):
+    """Whether runtime NAME (one of RUNTIMES) imports here."""
+    return _import_runtime(name) is not None
+
+
 def choose_runtime(runtime=None):
     """(name, Interpreter, load_delegate, version) of the forced or first importable runtime."""
     forced = runtime or os.environ.get("EDGENN_RUNTIME") or None

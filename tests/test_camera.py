@@ -171,6 +171,17 @@ def test_picamera2_source(fixtures_dir, fake_picamera2):
     assert all(label(results[0].label_id) == "Egyptian cat" for _, results in seen)
 
 
+def test_a_raspberry_pi_defaults_to_its_csi_camera(fixtures_dir, fake_picamera2, monkeypatch):
+    from edgenn.flash import profiles
+    monkeypatch.setenv("EDGENN_PROFILE", "rpi4")
+    summary = camera.run_camera(fixtures_dir / MOBILENET, max_frames=2, log=lambda message: None)
+    assert summary["source"] == "picamera2:0" and summary["frames"] == 2
+    assert camera.spare_core_threads(profiles.get("rpi4")) == 3
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # a Pi without Picamera2: USB camera 0
+    assert sources.default_source(profiles.get("rpi4")) == "0"
+    assert sources.default_source(None) == "0"
+
+
 def test_duration_ends_a_live_run(fixtures_dir, fake_picamera2):
     summary, seen, _ = run(fixtures_dir, MOBILENET, "picamera2", duration=1.5)
     assert summary["stopped_by"] == "duration reached" and 1.4 <= summary["seconds"] < 5

@@ -28,8 +28,8 @@ def _print_summary(summary):
 
 @click.command()
 @click.argument("model")
-@click.option("--source", default="0", show_default=True,
-              help="Camera index, /dev/videoN, picamera2[:N], video file, rtsp:// or http:// URL, folder or glob.")
+@click.option("--source", help="Camera index, /dev/videoN, picamera2[:N], video file, rtsp:// or http:// URL, "
+              "folder or glob (default: the CSI camera on a Raspberry Pi with Picamera2, else camera 0).")
 @click.option("--display", is_flag=True, help="Show the annotated frames in a window (needs a screen).")
 @click.option("--record", metavar="FILE", help="Write the annotated video (.mp4 = mp4v, .avi = MJPG).")
 @click.option("--preview", metavar="HOST:PORT", help="Serve a live web page (default host 127.0.0.1).")

@@ -15,7 +15,7 @@ class Profile:
     name: str
     description: str
     threads: int            # the board's big cores
-    runtime: str            # preferred TFLite runtime on the device
+    runtime: str            # preferred TFLite runtime on the device (a name in edgenn.runtime.RUNTIMES)
     delegate: str | None    # delegate library a runner loads for `_edgetpu` models
     camera: str             # default camera backend: picamera2 (CSI) or v4l2 (USB / Coral camera)
     has_tpu: bool
@@ -24,14 +24,14 @@ class Profile:
 
 PROFILES = {
     p.name: p for p in (
-        Profile("rpi4", "Raspberry Pi 4 (Cortex-A72, 4 cores)", 4, "ai_edge_litert", None,
+        Profile("rpi4", "Raspberry Pi 4 (Cortex-A72, 4 cores)", 4, "litert", None,
                 "picamera2", False, 2048),
-        Profile("rpi5", "Raspberry Pi 5 (Cortex-A76, 4 cores)", 4, "ai_edge_litert", None,
+        Profile("rpi5", "Raspberry Pi 5 (Cortex-A76, 4 cores)", 4, "litert", None,
                 "picamera2", False, 4096),
         Profile("rpi-zero2w", "Raspberry Pi Zero 2 W (Cortex-A53, 4 cores, 512 MB)", 3,
-                "ai_edge_litert", None, "picamera2", False, 512),
+                "litert", None, "picamera2", False, 512),
         Profile("rpi-coral-usb", "Raspberry Pi 4/5 with a Coral USB Accelerator", 4,
-                "ai_edge_litert", "libedgetpu.so.1", "picamera2", True, 2048),
+                "litert", "libedgetpu.so.1", "picamera2", True, 2048),
         Profile("coral-devboard", "Coral Dev Board (i.MX 8M + Edge TPU, Mendel Linux)", 4,
                 "tflite_runtime", "libedgetpu.so.1", "v4l2", True, 1024),
     )
@@ -58,25 +58,29 @@ def get(name):
 CORAL_USB_IDS = {("1a6e", "089a"), ("18d1", "9302")}
 
 
+def usb_ids(root="/"):
+    """(vendor, product) id pairs of the USB devices plugged in."""
+    found = set()
+    for device in (Path(root) / "sys/bus/usb/devices").glob("*"):
+        try:
+            found.add(((device / "idVendor").read_text().strip(), (device / "idProduct").read_text().strip()))
+        except OSError:
+            continue
+    return found
+
+
 def detect(root="/"):
     """The profile of the machine this runs on ($EDGENN_PROFILE, else the device tree's model name
     and a Coral USB Accelerator on the USB bus), or None on an unknown machine such as a PC."""
     if os.environ.get("EDGENN_PROFILE"):
         return get(os.environ["EDGENN_PROFILE"])
-    root = Path(root)
     try:
-        model = (root / "proc/device-tree/model").read_bytes().decode(errors="replace").strip("\0 \n")
+        model = (Path(root) / "proc/device-tree/model").read_bytes().decode(errors="replace").strip("\0 \n")
     except OSError:
         return None
-    usb = set()
-    for device in (root / "sys/bus/usb/devices").glob("*"):
-        try:
-            usb.add(((device / "idVendor").read_text().strip(), (device / "idProduct").read_text().strip()))
-        except OSError:
-            continue
     if "Phanbell" in model or "i.MX8MQ" in model:
         return PROFILES["coral-devboard"]
-    if usb & CORAL_USB_IDS and "Raspberry Pi" in model:
+    if usb_ids(root) & CORAL_USB_IDS and "Raspberry Pi" in model:
         return PROFILES["rpi-coral-usb"]
     for prefix, name in (("Raspberry Pi Zero 2", "rpi-zero2w"), ("Raspberry Pi 5", "rpi5"), ("Raspberry Pi 4", "rpi4")):
         if model.startswith(prefix):
