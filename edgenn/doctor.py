@@ -9,6 +9,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 
+from edgenn.errors import EdgennError
 from edgenn.flash import profiles
 from edgenn.runtime import RUNTIMES, _DISTRIBUTIONS, _MODULES
 
@@ -36,7 +37,10 @@ def _version(distribution):
 
 
 def check_board():
-    board = profiles.detect()
+    try:
+        board = profiles.detect()
+    except EdgennError as exc:
+        return Check("board", False, str(exc).split(";")[0], str(exc).split("; ", 1)[1])
     if board is None:
         return Check("board", True, "not a known edge board (runners use their PC defaults); "
                      "set EDGENN_PROFILE to one of " + ", ".join(profiles.PROFILES) + " to override")

@@ -163,6 +163,9 @@ def test_profile_detection(tmp_path, monkeypatch):
     assert profiles.detect(tmp_path).name == "rpi-zero2w"
     monkeypatch.setenv("EDGENN_PROFILE", "pi5")
     assert profiles.detect(tmp_path).name == "rpi5"
+    monkeypatch.setenv("EDGENN_PROFILE", "jetson")
+    with pytest.raises(EdgennError, match="EDGENN_PROFILE='jetson' names no device profile"):
+        profiles.detect(tmp_path)
 
 
 def test_progress_bar_only_on_a_terminal(monkeypatch, capsys):

@@ -72,8 +72,13 @@ def usb_ids(root="/"):
 def detect(root="/"):
     """The profile of the machine this runs on ($EDGENN_PROFILE, else the device tree's model name
     and a Coral USB Accelerator on the USB bus), or None on an unknown machine such as a PC."""
-    if os.environ.get("EDGENN_PROFILE"):
-        return get(os.environ["EDGENN_PROFILE"])
+    name = os.environ.get("EDGENN_PROFILE")
+    if name:
+        try:
+            return get(name)
+        except EdgennError:
+            raise EdgennError(f"EDGENN_PROFILE={name!r} names no device profile; set it to one of "
+                              f"{', '.join(PROFILES)}, or unset it to detect the board") from None
     try:
         model = (Path(root) / "proc/device-tree/model").read_bytes().decode(errors="replace").strip("\0 \n")
     except OSError:
