@@ -71,7 +71,12 @@ class OpenCVSource(Source):
         if isinstance(self.target, str) and self.target.startswith(STREAM_SCHEMES):
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
                       STREAM_TIMEOUT_MS]
-        self.capture = cv2.VideoCapture(self.target, cv2.CAP_ANY, params)
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # its warnings repeat our one line
+        try:
+            self.capture = cv2.VideoCapture(self.target, cv2.CAP_ANY, params)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if not self.capture.isOpened():
             self.capture.release()
             raise EdgennError(f"cannot open video source {self.name}; check that it exists and is not in use "
@@ -248,7 +253,8 @@ class Capture:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        self._thread.join(timeout=10)
+        if self._thread.ident is not None:  # started: start() fails when the source cannot open
+            self._thread.join(timeout=10)
         self.source.close()
 
     def take(self, timeout=None):

@@ -430,6 +430,7 @@ def test_signal_while_recording_leaves_a_playable_file(signal_number, reason, fi
     ([SSD, "--decoder", "centernet"], "unknown decoder 'centernet'"),
     ([SSD, "--display"], "--display"),
     ([SSD, "--source", "/nonexistent/clip.mp4"], "no such file"),
+    ([SSD, "--source", "7"], "cannot open video source 7"),
 ])
 def test_bad_input_is_one_clear_line(args, message, fixtures_dir, videos, monkeypatch):
     model, *rest = args
