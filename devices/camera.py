@@ -296,7 +296,7 @@ def run_camera(model, source=None, *, labels=None, decoder=None, threshold=None,
     board = profiles.detect()
     task, name = open_task(model, labels, decoder, threshold, max_detections, top_k, iou_threshold,
                            preferred_runtime(runtime, board), threads or spare_core_threads(board))
-    src = open_source(default_source(board) if source is None else source, size=size, fps=fps)
+    src = open_source(default_source(board, log) if source is None else source, size=size, fps=fps)
     pace = (fps or "native") if (realtime or fps) and not src.live else None
     capture = Capture(src, pace_fps=pace, size=size, reconnects=reconnects, backoff=backoff, log=log)
     sink = recorder = server = None

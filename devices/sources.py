@@ -171,7 +171,7 @@ class Picamera2Source(Source):
             self.camera = None
 
 
-def default_source(board):
+def default_source(board, log=lambda message: None):
     """The camera a run opens when none is named: the CSI camera through Picamera2 on a board whose
     camera is that one and where Picamera2 imports (OpenCV gets no frames from it there), else camera 0."""
     if board is not None and board.camera == "picamera2":
@@ -179,7 +179,8 @@ def default_source(board):
             import picamera2  # noqa: F401
             return "picamera2"
         except ImportError:
-            pass
+            log("Picamera2 does not import here, so camera 0 (USB) is opened; for the CSI camera: "
+                "sudo apt install python3-picamera2, in a venv made with --system-site-packages")
     return "0"
 
 

@@ -177,9 +177,11 @@ def test_a_raspberry_pi_defaults_to_its_csi_camera(fixtures_dir, fake_picamera2,
     summary = camera.run_camera(fixtures_dir / MOBILENET, max_frames=2, log=lambda message: None)
     assert summary["source"] == "picamera2:0" and summary["frames"] == 2
     assert camera.spare_core_threads(profiles.get("rpi4")) == 3
-    monkeypatch.setitem(sys.modules, "picamera2", None)  # a Pi without Picamera2: USB camera 0
-    assert sources.default_source(profiles.get("rpi4")) == "0"
-    assert sources.default_source(None) == "0"
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # a Pi without Picamera2: USB camera 0, and why
+    logs = []
+    assert sources.default_source(profiles.get("rpi4"), logs.append) == "0"
+    assert len(logs) == 1 and "python3-picamera2" in logs[0] and "--system-site-packages" in logs[0]
+    assert sources.default_source(None, logs.append) == "0" and len(logs) == 1
 
 
 def test_duration_ends_a_live_run(fixtures_dir, fake_picamera2):
