@@ -262,9 +262,8 @@ class Capture:
         """The oldest frame not yet taken (a live source keeps only its newest), waiting for one;
         None when the capture has ended."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._frames or self.finished or self._stop.is_set(), timeout):
-                return None
-            if not self._frames:
+            self._cond.wait_for(lambda: self._frames or self.finished or self._stop.is_set(), timeout)
+            if not self._frames:  # timed out, ended or stopped
                 return None
             frame = self._frames.popleft()
             self._cond.notify_all()

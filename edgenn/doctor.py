@@ -40,7 +40,7 @@ def check_board():
     try:
         board = profiles.detect()
     except EdgennError as exc:
-        return Check("board", False, str(exc).split(";")[0], str(exc).split("; ", 1)[1])
+        return Check("board", False, str(exc))  # the message names the fix
     if board is None:
         return Check("board", True, "not a known edge board (runners use their PC defaults); "
                      "set EDGENN_PROFILE to one of " + ", ".join(profiles.PROFILES) + " to override")
