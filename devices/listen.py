@@ -41,7 +41,25 @@ def run_listen(model, source="default", *, events=None, mode=None, threshold=Non
     stop = {}
     counts = Counter()
     busy = audio_samples = 0
+    last = taken = None
     started = time.monotonic()
+
+    def emit(block, taken, detections):
+        for found in detections:
+            counts[found.label] += 1
+            if src.live:  # the capture clock: when the word started, when its last sample used was captured
+                when = block.time + (found.start * audio.rate - block.offset) / audio.rate
+                heard = block.time + (found.end_sample - block.offset) / audio.rate
+            else:  # recorded audio is read ahead of any clock: latency counts from when the runner took the block
+                when, heard = None, taken
+            event = make_event("microphone", audio.name, EVENT_KIND[audio.task], found.label, found.score,
+                               when=when, latency_ms=1000 * (time.time() - heard),
+                               stream_time=round(found.start, 3), detected_at=round(found.detected, 3),
+                               mode=listener.mode)
+            if sink:
+                sink.emit(event)
+            if on_detection:
+                on_detection(event)
     try:
         src.start()
         log(f"listening to {src.describe()} with {audio.name} ({audio.task}, {listener.mode} mode)")
@@ -55,26 +73,21 @@ def run_listen(model, source="default", *, events=None, mode=None, threshold=Non
                 block = src.read(timeout=0.1)
                 if block is END:
                     stop["reason"] = "end of source" if not src.error else "source failed"
+                    if not src.error and last:  # a word right at the end still counts
+                        begin = time.perf_counter()
+                        detections = listener.flush()
+                        busy += time.perf_counter() - begin
+                        emit(last, taken, detections)
                     break
                 if block is None:
                     continue
+                taken = time.time()
                 begin = time.perf_counter()
                 detections = listener.push(block.samples)
                 busy += time.perf_counter() - begin
                 audio_samples = block.offset + len(block.samples)
-                for found in detections:
-                    counts[found.label] += 1
-                    # live: the capture time of the word's start; recorded audio read ahead: now
-                    when = block.time + (found.start * audio.rate - block.offset) / audio.rate if src.live else None
-                    heard = block.time + (found.end_sample - block.offset) / audio.rate  # capture of the last sample used
-                    event = make_event("microphone", audio.name, EVENT_KIND[audio.task], found.label, found.score,
-                                       when=when, latency_ms=1000 * (time.time() - heard),
-                                       stream_time=round(found.start, 3), detected_at=round(found.detected, 3),
-                                       mode=listener.mode)
-                    if sink:
-                        sink.emit(event)
-                    if on_detection:
-                        on_detection(event)
+                last = block
+                emit(block, taken, detections)
     finally:
         src.stop()
         if sink:

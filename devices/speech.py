@@ -382,15 +382,25 @@ class Listener:
                                  int(round(settings["smoothing_ms"] / 1000 / interval)) or 1,
                                  settings["refractory_ms"] / 1000, exclusive=audio.task == "keywords")
         self.energy = EnergyTrack(audio.rate, audio.window_seconds + 1.0)
-        self.scores = 0
+        self.scores = self.samples = 0
+        self.samples_heard = float("inf")  # set by flush(): the padding after it is not audio
 
     def push(self, samples):
         self.energy.push(samples)
+        self.samples += len(samples)
         found = []
         for end, scores in self.scorer.push(samples):
             self.scores += 1
-            t = end / self.audio.rate
+            t = min(end, self.samples_heard) / self.audio.rate
             for index, score in self.detector.update(t, scores):
-                start = self.energy.onset(end, self.audio.window_seconds) / self.audio.rate
-                found.append(Detection(self.audio.labels[index], score, start, t, end))
+                start = self.energy.onset(min(end, self.samples_heard), self.audio.window_seconds) / self.audio.rate
+                found.append(Detection(self.audio.labels[index], score, start, t, min(end, self.samples_heard)))
         return found
+
+    def flush(self):
+        """Detections of a word at the very end of a source: run on one window of digital silence past the
+        end, as a short clip is padded, so the last word passes through the window and the smoothing.
+        Times stay inside the audio that was heard."""
+        self.samples_heard = self.samples
+        pad = int(round(self.audio.window_seconds * self.audio.rate))
+        return self.push(np.zeros(pad, np.float32))
