@@ -68,6 +68,35 @@ def synthesize(word, voice, speed=150, pitch=50):
     return samples[loud[0]:loud[-1] + 1] if len(loud) else samples[:0]
 
 
+FLITE_VOICES = ("kal16", "awb", "rms", "slt")
+
+
+def synthesize_flite(word, voice, stretch=1.0, pitch=110):
+    """The word spoken by flite at 16 kHz (duration stretch, mean pitch in Hz), silence trimmed."""
+    try:
+        result = subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={stretch:.2f}",
+                                 "--setf", f"int_f0_target_mean={pitch}", "-t", word, "-o", "/dev/stdout"],
+                                capture_output=True, check=True, timeout=30)
+    except FileNotFoundError:
+        raise EdgennError("flite is not installed: apt-get install flite") from None
+    samples, _ = read_wav(io.BytesIO(result.stdout), rate=RATE)
+    loud = np.flatnonzero(np.abs(samples) > 1e-3)
+    return samples[loud[0]:loud[-1] + 1] if len(loud) else samples[:0]
+
+
+def make_flite_utterances(per_keyword, seed, unknown_share=0.15, workers=2):
+    """(clean utterances, labels into LABELS) spoken by flite's voices at random speeds and pitches."""
+    rng = np.random.default_rng([seed, 5])
+    n_unknown = int(round(per_keyword * len(KEYWORDS) * unknown_share / (1 - unknown_share)))
+    words = [w for w in KEYWORDS for _ in range(per_keyword)] + list(rng.choice(UNKNOWN_WORDS, n_unknown))
+    jobs = [(w, FLITE_VOICES[rng.integers(len(FLITE_VOICES))], float(rng.uniform(0.8, 1.3)),
+             int(rng.integers(80, 220))) for w in words]
+    with ThreadPoolExecutor(workers) as executor:
+        utterances = list(executor.map(lambda job: synthesize_flite(*job), jobs))
+    labels = [LABELS.index(w) if w in KEYWORDS else 1 for w in words]
+    return [u.astype(np.float32) for u in utterances], np.asarray(labels)
+
+
 def noise(rng, n):
     """n samples of unit-RMS background noise of a random kind."""
     kind = rng.integers(5)

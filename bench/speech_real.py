@@ -1,0 +1,114 @@
+"""The demo speech model on real speakers, int8, through edgenn's front-end, runtime and `edgenn listen`.
+
+    python bench/speech_real.py [--model edgenn/demo/speech_commands.keras] [--split test] [--seconds 150]
+
+1. Converts the Keras model with `edgenn convert` to an int8 window bundle and an int8 --streaming
+   bundle, calibrated on augmented clips of training speakers.
+2. 12-class accuracy on every clip of the split's speakers (never trained on), for both bundles, and
+   the MLCommons Tiny reference DS-CNN on the same clips in the same run.
+3. A keyword stream of the split's speakers over the held-out real background noise
+   (training/real_speech.make_keyword_stream): recall, false events per minute and real-time factor
+   through `edgenn listen` (run_listen) in window and streaming mode, default settings.
+4. The 9 words of fixtures/audio/speech_commands (other speakers): heard, wrong events.
+Speech Commands dataset by Pete Warden / Google, CC BY 4.0.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from edgenn.devices.listen import run_listen  # noqa: E402
+from edgenn.devices.speech import load_audio_model  # noqa: E402
+from edgenn.metrics import match_keywords  # noqa: E402
+from edgenn.wav import write_wav  # noqa: E402
+from training import real_speech  # noqa: E402
+from training.keyword_eval import clip_accuracy  # noqa: E402
+from training.speech_data import LABELS  # noqa: E402
+
+FIXTURE_WORDS = {"yes.wav": ["yes"], "down.wav": ["down"], "right_left_up.wav": ["right", "left", "up"],
+                 "yes_no_go_stop.wav": ["yes", "no", "go", "stop"]}
+
+
+def convert(model, folder, calibration):
+    """{"window": path, "streaming": path}: int8 bundles made by the edgenn CLI (TensorFlow in its own process)."""
+    labels = folder / "labels.txt"
+    labels.write_text("\n".join(LABELS) + "\n")
+    bundles = {}
+    for mode, extra in (("window", []), ("streaming", ["--streaming"])):
+        bundles[mode] = folder / f"speech_commands_{mode}.tflite"
+        if not bundles[mode].exists():
+            subprocess.run([str(Path(sys.executable).with_name("edgenn")), "convert", str(model), "-o",
+                            str(bundles[mode]), "--task", "keywords", "--quantize", "int8", "--calibration",
+                            str(calibration), "--labels", str(labels), *extra], check=True)
+    return bundles
+
+
+def fixture_words(bundle, mode, fixtures):
+    """(heard, wrong events, total words) over the fixture clips."""
+    heard = wrong = total = 0
+    for name, words in FIXTURE_WORDS.items():
+        events = []
+        run_listen(bundle, str(Path(fixtures) / "audio" / "speech_commands" / name), mode=mode,
+                   on_detection=events.append, log=lambda message: None)
+        said, got = Counter(words), Counter(e["label"] for e in events)
+        heard += sum((said & got).values())
+        wrong += sum((got - said).values())
+        total += len(words)
+    return heard, wrong, total
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(REPO / "edgenn" / "demo" / "speech_commands.keras"))
+    parser.add_argument("--split", default="test", choices=["dev", "test"])
+    parser.add_argument("--seconds", type=float, default=150.0, help="length of the keyword stream")
+    parser.add_argument("--seed", type=int, default=0, help="keyword stream seed")
+    parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "edgenn-speech-real"))
+    parser.add_argument("--fixtures", default=os.environ.get("EDGENN_FIXTURES", REPO.parent / "shared" / "fixtures"))
+    args = parser.parse_args()
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    calibration = real_speech.write_wav_folder(work / "calibration", "train", per_label=25, seed=1, augmented=True,
+                                               fixtures=args.fixtures)
+    bundles = convert(args.model, work, calibration)
+    clips, labels, speakers = real_speech.load_clips(args.split, args.fixtures)
+    reference = load_audio_model(Path(args.fixtures) / "models" / "mlcommons_tiny" / "kws_ref_model.tflite",
+                                 frontend="mlcommons_kws",
+                                 labels=str(Path(args.fixtures) / "labels" / "speech_commands" / "kws_12_labels.txt"))
+    report = {"split": args.split, "clips": len(clips), "speakers": len(set(speakers)), "accuracy": {}}
+    for name, audio in (("window int8", load_audio_model(bundles["window"])),
+                        ("streaming int8", load_audio_model(bundles["streaming"])),
+                        ("MLCommons reference DS-CNN int8", reference)):
+        report["accuracy"][name] = round(clip_accuracy(audio, clips, labels, LABELS)[0], 4)
+        print(f"{name}: {report['accuracy'][name]:.4f} on {len(clips)} clips of {len(set(speakers))} speakers",
+              flush=True)
+
+    samples, rate, truth = real_speech.make_keyword_stream(args.split, args.seconds, args.seed, fixtures=args.fixtures)
+    stream = work / f"stream_{args.split}_{args.seed}.wav"
+    write_wav(stream, samples, rate)
+    report["stream"] = {"seconds": args.seconds, "keywords": len(truth), "seed": args.seed}
+    for mode in ("window", "streaming"):
+        events = []
+        summary = run_listen(bundles[mode], str(stream), mode=mode, on_detection=events.append,
+                             log=lambda message: None)
+        recall, false, errors = match_keywords(truth, events, 0.5)
+        heard, wrong, total = fixture_words(bundles[mode], mode, args.fixtures)
+        report[mode] = {"recall": round(recall, 4), "false_per_minute": round(len(false) / (args.seconds / 60), 2),
+                        "false": [(e["label"], e["stream_time"]) for e in false],
+                        "real_time_factor": summary["real_time_factor"],
+                        "fixture_words_heard": f"{heard}/{total}", "fixture_wrong_events": wrong}
+        print(f"{mode}: {json.dumps(report[mode])}", flush=True)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
