@@ -10,6 +10,7 @@
    (training/real_speech.make_keyword_stream): recall, false events per minute and real-time factor
    through `edgenn listen` (run_listen) in window and streaming mode, default settings.
 4. The 9 words of fixtures/audio/speech_commands (other speakers): heard, wrong events.
+5. Cost: median invoke of the step, window and reference models; model time per second of audio.
 Speech Commands dataset by Pete Warden / Google, CC BY 4.0.
 """
 
@@ -19,8 +20,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -28,6 +32,7 @@ sys.path.insert(0, str(REPO))
 from edgenn.devices.listen import run_listen  # noqa: E402
 from edgenn.devices.speech import load_audio_model  # noqa: E402
 from edgenn.metrics import match_keywords  # noqa: E402
+from edgenn.streaming import Stream  # noqa: E402
 from edgenn.wav import write_wav  # noqa: E402
 from training import real_speech  # noqa: E402
 from training.keyword_eval import clip_accuracy  # noqa: E402
@@ -65,12 +70,43 @@ def fixture_words(bundle, mode, fixtures):
     return heard, wrong, total
 
 
+def median_ms(call, runs=300):
+    times = []
+    for _ in range(runs):
+        begin = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - begin)
+    return 1000 * float(np.median(times))
+
+
+def cost(bundles, reference):
+    """Model time per second of audio: the reference every 100 ms hop, our step model 50 frames x 4 states,
+    and each model's parameters' bytes (the bundle size)."""
+    step = load_audio_model(bundles["streaming"])
+    stream = Stream(step.model, step.streaming)
+    frame = np.zeros((1, 1, step.frontend.n_features), np.float32)
+    window = load_audio_model(bundles["window"])
+    features = np.zeros((1, window.window_frames, window.frontend.n_features), np.float32)
+    ref_input = np.zeros((1, reference.window_frames, reference.frontend.n_features), np.float32)
+    step_ms, window_ms = median_ms(lambda: stream.step(frame)), median_ms(lambda: window.model.run(features))
+    ref_ms = median_ms(lambda: reference.model.run(ref_input))
+    frames_per_s = step.rate / step.frontend.hop_samples
+    return {"step_invoke_ms": round(step_ms, 4), "window_invoke_ms": round(window_ms, 4),
+            "reference_invoke_ms": round(ref_ms, 4),
+            "streaming_model_ms_per_audio_s": round(step_ms * frames_per_s * 4, 3),
+            "reference_model_ms_per_audio_s": round(ref_ms * 10, 3),
+            "step_bundle_kb": round(bundles["streaming"].stat().st_size / 1024, 1),
+            "window_bundle_kb": round(bundles["window"].stat().st_size / 1024, 1)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(REPO / "edgenn" / "demo" / "speech_commands.keras"))
     parser.add_argument("--split", default="test", choices=["dev", "test"])
     parser.add_argument("--seconds", type=float, default=150.0, help="length of the keyword stream")
     parser.add_argument("--seed", type=int, default=0, help="keyword stream seed")
+    parser.add_argument("--snr", type=float, nargs=2, default=(10, 25), metavar=("LOW", "HIGH"),
+                        help="each word's level over the noise, dB (10 25: a noisy room; 20 35: a quiet one)")
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "edgenn-speech-real"))
     parser.add_argument("--fixtures", default=os.environ.get("EDGENN_FIXTURES", REPO.parent / "shared" / "fixtures"))
     args = parser.parse_args()
@@ -92,10 +128,14 @@ def main():
         print(f"{name}: {report['accuracy'][name]:.4f} on {len(clips)} clips of {len(set(speakers))} speakers",
               flush=True)
 
-    samples, rate, truth = real_speech.make_keyword_stream(args.split, args.seconds, args.seed, fixtures=args.fixtures)
+    report["cost"] = cost(bundles, reference)
+    print(f"cost: {json.dumps(report['cost'])}", flush=True)
+
+    samples, rate, truth = real_speech.make_keyword_stream(args.split, args.seconds, args.seed, tuple(args.snr),
+                                                           fixtures=args.fixtures)
     stream = work / f"stream_{args.split}_{args.seed}.wav"
     write_wav(stream, samples, rate)
-    report["stream"] = {"seconds": args.seconds, "keywords": len(truth), "seed": args.seed}
+    report["stream"] = {"seconds": args.seconds, "keywords": len(truth), "seed": args.seed, "snr_db": args.snr}
     for mode in ("window", "streaming"):
         events = []
         summary = run_listen(bundles[mode], str(stream), mode=mode, on_detection=events.append,

@@ -314,7 +314,7 @@ def pipeline_convert(model_path, options, progress):
 
     Front-end parameters, labels and the window length come from options first, then from the model's
     sidecar JSON (MODEL.json beside MODEL.keras, as training/train_speech.py writes it: "frontend",
-    "labels", "input_shape"). A streaming bundle holds only the step model; `edgenn listen` runs it in
+    "labels", "input_shape"; its "provenance" — training data, licences — goes into the manifest's). A streaming bundle holds only the step model; `edgenn listen` runs it in
     streaming mode, and in window mode by replaying each window from zero state. For the faster window
     mode convert again without --streaming (two bundles, as tests/test_listen.py does)."""
     from edgenn.converters.audio_data import load_windows
@@ -385,7 +385,8 @@ def pipeline_convert(model_path, options, progress):
         target=options.target, runtime_support=_runtime_support(result["tflite"], options, []),
         provenance={"source": Path(model_path).name, "source_sha256": _sha256(model_path),
                     "tensorflow": tf.__version__, "keras": keras.__version__, "edgenn": edgenn_version,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    **(sidecar.get("provenance") or {})},  # training data and its licence, as the trainer says
         **fields)
     return {"tflite": result["tflite"], "manifest": manifest, "labels": labels, "table": table,
             "warnings": warnings + fragments["lowering"]["notes"], "edgetpu_report": report, "extra_files": []}

@@ -49,26 +49,25 @@ def run_all():
     return out
 
 
-WAVS = Path("/tmp/edgenn_speech_wavs")  # generated WAV folders, cached between runs (never in the repo)
+WAVS = Path("/tmp/edgenn_speech_wavs")  # WAV folders written from the fixtures, cached between runs (never in the repo)
 
 
 def demo_wav_folders():
-    """(calibration folder: training voices, evaluation folder: ~200 clips of held-out voices)."""
+    """(calibration: augmented clips of training speakers, evaluation: every clip of the test speakers)."""
     sys.path.insert(0, str(REPO))
-    from training import speech_data
+    from training import real_speech
 
-    return (speech_data.write_wav_folder(WAVS / "cal_s8", 20, held_out=False, seed=8),
-            speech_data.write_wav_folder(WAVS / "eval_s7", 15, held_out=True, seed=7))
+    return (real_speech.write_wav_folder(WAVS / "real_train_cal20_s8", "train", per_label=20, seed=8, augmented=True),
+            real_speech.write_wav_folder(WAVS / "real_test", "test"))
 
 
 def _demo(convert_rnn_modes):
     """The demo speech model through `edgenn convert`'s RNN hook: int8, streaming, calibrated on training
-    voices, evaluated on held-out voices (None when the model or espeak-ng is missing)."""
-    import shutil
+    speakers, evaluated on the test speakers' real clips (None when the model is missing)."""
     from edgenn.converters.pipeline import Options
     from edgenn.converters.rnn import pipeline_convert
 
-    if not DEMO.exists() or not shutil.which("espeak-ng"):
+    if not DEMO.exists():
         return None
     calibration, evaluation = demo_wav_folders()
     with open(os.devnull, "w") as quiet:

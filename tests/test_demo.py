@@ -7,11 +7,10 @@ import sys
 
 import cv2
 
-from conftest import REPO, require_exe, run_cli
+from conftest import REPO, run_cli
 
 
 def test_demo_meets_the_bars(tmp_path):
-    require_exe("espeak-ng")
     calibration = tmp_path / "calibration"
     made = subprocess.run([sys.executable, "-m", "training.make_demo_samples", "--calibration", str(calibration)],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -21,8 +20,9 @@ def test_demo_meets_the_bars(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     assert report["camera"]["map"] >= 0.8
-    assert report["microphone"]["recall"] >= 0.9 and report["microphone"]["false_per_minute"] <= 1.0
-    assert all(passed for *_, passed in report["verdicts"]) and len(report["verdicts"]) == 3
+    assert report["microphone"]["recall"] >= 0.7 and report["microphone"]["false_per_minute"] <= 2.5
+    assert report["microphone"]["clip_accuracy"] >= 0.9 and report["microphone"]["clips"] >= 500
+    assert all(passed for *_, passed in report["verdicts"]) and len(report["verdicts"]) == 4
     page = (out / "report.html").read_text()
     assert "data:image/jpeg;base64," in page and "keyword recall" in page
     video = cv2.VideoCapture(str(out / "annotated.mp4"))

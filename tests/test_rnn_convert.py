@@ -106,27 +106,29 @@ def test_stream_names_missing_tensor_in_one_line(converted):
 
 
 def test_demo_speech_model_int8_through_convert(converted):
-    require(converted["demo"] is not None, "the demo speech model (edgenn/demo/speech_commands.keras) and espeak-ng")
+    """The floor on the committed model: int8 window and streaming accuracy on real speakers never trained on."""
+    require(converted["demo"] is not None, "the demo speech model (edgenn/demo/speech_commands.keras)")
     manifest = converted["demo"]["int8"]["manifest"]
     evaluation = manifest["evaluation"]
-    print("\ndemo int8 on held-out voices:", *(" ".join(row) for row in converted["demo"]["table"]), sep="\n  ")
+    print("\ndemo int8 on the test speakers' real clips:", *(" ".join(row) for row in converted["demo"]["table"]), sep="\n  ")
     sidecar = json.loads(rnn_driver.DEMO.with_suffix(".json").read_text())
     assert manifest["task"] == "keywords" and manifest["labels"] == sidecar["labels"]
     assert manifest["audio_frontend"] == sidecar["frontend"] and manifest["quantization"]["mode"] == "int8"
-    assert [s["kind"] for s in manifest["streaming"]["states"]] == ["recurrent"]
+    assert [s["kind"] for s in manifest["streaming"]["states"]] == ["ring", "recurrent"]  # Conv1D context, GRU
     assert "calibrated_window" in manifest["lowering"]
     window = evaluation["window_float_vs_quantized"]
-    assert evaluation["samples"] == 200 and window["accuracy"] >= 0.90 and window["drop_pp"] <= 1.0
+    assert evaluation["samples"] >= 500 and window["accuracy"] >= 0.90 and window["drop_pp"] <= 1.0
     assert evaluation["accuracy_converted"] >= 0.90 and evaluation["accuracy_float"] - evaluation["accuracy_converted"] <= 0.01
-    assert evaluation["window_vs_streaming"]["argmax_agreement"] == 1.0
+    assert manifest["provenance"]["training_data"].startswith("real clips: Speech Commands dataset")
+    assert evaluation["window_vs_streaming"]["argmax_agreement"] >= 0.99
     assert evaluation["window_vs_streaming"]["max_abs_diff"] <= 0.05
     contents = read_contents(converted["demo"]["int8"]["tflite"])
     assert "WHILE" not in contents.op_names and not contents.flex_ops
 
 
 def test_demo_speech_model_on_real_speech_commands_clips(converted, fixtures_dir):
-    """Reported, not gated: the real clips are never used to train or tune."""
-    require(converted["demo"] is not None, "the demo speech model and espeak-ng")
+    """Other speakers than the dataset split: never used to train or tune."""
+    require(converted["demo"] is not None, "the demo speech model")
     folder = fixtures_dir / "audio" / "speech_commands"
     require(folder.is_dir(), f"{folder}")
     from training.train_speech import REAL_CLIPS
@@ -143,10 +145,11 @@ def test_demo_speech_model_on_real_speech_commands_clips(converted, fixtures_dir
             rows.append((word, manifest["labels"][int(np.argmax(scores))], round(float(np.max(scores)), 3)))
     print(f"\ndemo int8 on real Speech Commands segments: {sum(t == p for t, p, _ in rows)}/{len(rows)} correct", rows)
     assert len(rows) == sum(len(words) for words in REAL_CLIPS.values())
+    assert sum(t == p for t, p, _ in rows) >= 8
 
 
 def test_convert_cli_max_drop_gate_writes_no_file(converted, tmp_path):
-    require(converted["demo"] is not None, "the demo speech model and espeak-ng")
+    require(converted["demo"] is not None, "the demo speech model")
     _, evaluation = rnn_driver.demo_wav_folders()  # written (cached) by the conversion child
     output = tmp_path / "speech.tflite"
     result = run_cli(["convert", rnn_driver.DEMO, "-o", output, "--quantize", "float32", "--eval", evaluation,

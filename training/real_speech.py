@@ -102,28 +102,49 @@ def loud_rms(x, chunk=160):
     return float(np.sqrt(np.mean(energy[-max(1, n // 4):])))
 
 
-def augment(rng, clip, noises, silence):
+def augment(rng, clip, noises, silence, neighbours=()):
     """One 1 s training window from a clip: speed/pitch, time shift, gain, real noise at a random SNR.
 
-    silence: the clip is background (a `_silence_` clip or an empty synthetic one), so no SNR applies."""
+    silence: the clip is background (a `_silence_` clip or an empty synthetic one), so no SNR applies.
+    As in a keyword stream, the spoken part alone may sit anywhere in the window, and a piece of one of
+    `neighbours` (other clips) may fill an edge: the end of the last word or the start of the next."""
     x = np.asarray(clip, np.float64)
     if silence:
         x = fit_window(x) if len(x) else np.zeros(RATE)
         if rng.random() < 0.7:  # room noise at any level, down to digital silence
             x = x + crop(rng, noises, RATE) * (10 ** rng.uniform(-4.5, -0.8) if rng.random() < 0.95 else 0.0)
+        level = max(loud_rms(x), 1e-3) * 10 ** (rng.uniform(5, 25) / 20)  # a neighbour's level over the noise
     else:
         if rng.random() < 0.8:  # speed and pitch together: resampling by 0.85-1.15
             factor = rng.uniform(0.85, 1.15)
             x = resample(x, RATE, int(round(RATE / factor))).astype(np.float64)
-        x = fit_window(x)
-        shift = int(rng.integers(-1600, 1601))  # up to 100 ms either way
-        x = np.roll(x, shift)
-        if shift > 0:
-            x[:shift] = 0.0
-        elif shift < 0:
-            x[shift:] = 0.0
-        if rng.random() < 0.85:
-            x = x + crop(rng, noises, RATE) * loud_rms(x) * 10 ** (-rng.uniform(0, 25) / 20)
+        if rng.random() < 0.3:
+            begin, end = word_span(x)
+            word = x[begin:end][:RATE]
+            x = np.zeros(RATE)
+            offset = int(rng.integers(0, RATE - len(word) + 1))
+            x[offset:offset + len(word)] = word
+        else:
+            x = fit_window(x)
+            shift = int(rng.integers(-1600, 1601))  # up to 100 ms either way
+            x = np.roll(x, shift)
+            if shift > 0:
+                x[:shift] = 0.0
+            elif shift < 0:
+                x[shift:] = 0.0
+        level = loud_rms(x)
+    if len(neighbours) and rng.random() < 0.5:
+        other = np.asarray(neighbours[rng.integers(len(neighbours))], np.float64)
+        begin, end = word_span(other)
+        piece = other[begin:end]
+        n = min(len(piece), int(rng.uniform(0.05, 0.6) * RATE))  # up to a whole word: pauses can be short
+        gain = level * 10 ** (rng.uniform(-10, 3) / 20) / (loud_rms(piece) + 1e-9)
+        if rng.random() < 0.5:
+            x[:n] += piece[len(piece) - n:] * gain
+        else:
+            x[RATE - n:] += piece[:n] * gain
+    if not silence and rng.random() < 0.85:
+        x = x + crop(rng, noises, RATE) * level * 10 ** (-rng.uniform(0, 25) / 20)
     peak = np.max(np.abs(x))
     if peak > 0:
         x = x * 10 ** (rng.uniform(-32, -1) / 20) / peak
@@ -146,11 +167,15 @@ def spec_augment(rng, feats, time_masks=2, max_time=8, freq_masks=2, max_freq=6)
     return feats
 
 
-def word_span(clip, chunk=160, below_peak_db=26.0, margin=0.08):
-    """(start, end) samples of the spoken part of a clip: 10 ms chunks within `below_peak_db` of the loudest."""
+def word_span(clip, chunk=160, below_peak_db=20.0, above_floor_db=6.0, margin=0.08):
+    """(start, end) samples of the spoken part of a clip, `margin` seconds either side: the 10 ms chunks within
+    `below_peak_db` of the loudest and `above_floor_db` over the clip's own room noise (its 10th percentile)."""
     n = len(clip) // chunk
+    if n < 2:
+        return 0, len(clip)
     rms = np.sqrt(np.mean(np.asarray(clip[:n * chunk], np.float64).reshape(n, chunk) ** 2, axis=1) + 1e-12)
-    loud = np.flatnonzero(rms >= rms.max() * 10 ** (-below_peak_db / 20))
+    level = max(rms.max() * 10 ** (-below_peak_db / 20), np.percentile(rms, 10) * 10 ** (above_floor_db / 20))
+    loud = np.flatnonzero(rms >= min(level, rms.max()))  # a clip without quiet parts is all word
     pad = int(margin * RATE)
     return max(0, loud[0] * chunk - pad), min(len(clip), (loud[-1] + 1) * chunk + pad)
 
@@ -159,17 +184,22 @@ def make_keyword_stream(split, seconds=150.0, seed=0, snr_db=(10, 25), unknown_s
     """(samples float32, RATE, truth) — real speakers of `split` saying keywords and other words over the
     held-out part of the real background noise, with 0.6-2.0 s pauses.
 
-    Each word is its clip's spoken part (faded in and out) at a random peak level (-15..-3 dBFS); the noise
-    changes recording every 4 s and sits `snr_db` below the words' typical level (the RMS of their loudest
-    10 ms quarter): a room with a tap running or dishes being done, a speaker about a metre away. truth: [(onset seconds, keyword)] for keywords only;
-    an onset is where the spoken part starts."""
+    The noise changes recording and level (-55..-40 dBFS) every 4 s: a room with a tap running or dishes
+    being done. Each word is its clip's spoken part, faded in and out, `snr_db` above the noise where it is
+    spoken (its loudest quarter of 10 ms chunks against the noise's RMS over the same samples): a speaker
+    about a metre away. truth: [(onset seconds, keyword)] for keywords only; an onset is where the spoken
+    part starts."""
     rng = np.random.default_rng([seed, 12])
     rows = clip_list(split, fixtures)
     words = {label: [p for p, i, _ in rows if LABELS[i] == label] for label in KEYWORDS + ("_unknown_",)}
     noises = background_noise("held_out", fixtures)
     n = int(seconds * RATE)
-    samples = np.zeros(n)
-    truth, levels = [], []
+    noise = np.zeros(n)
+    for start in range(0, n, 4 * RATE):
+        piece = min(4 * RATE, n - start)
+        noise[start:start + piece] = crop(rng, noises, piece) * 10 ** (rng.uniform(-55, -40) / 20)
+    samples = noise.copy()
+    truth = []
     t = rng.uniform(0.5, 1.2)
     while True:
         label = "_unknown_" if rng.random() < unknown_share else str(rng.choice(KEYWORDS))
@@ -183,16 +213,11 @@ def make_keyword_stream(split, seconds=150.0, seed=0, snr_db=(10, 25), unknown_s
         start = int(t * RATE)
         if start + len(word) >= n - RATE // 2:
             break
-        gain = 10 ** (rng.uniform(-15, -3) / 20) / (np.max(np.abs(word)) + 1e-9)
-        samples[start:start + len(word)] += word * gain
-        levels.append(loud_rms(word * gain))
+        noise_rms = np.sqrt(np.mean(noise[start:start + len(word)] ** 2))
+        samples[start:start + len(word)] += word * noise_rms * 10 ** (rng.uniform(*snr_db) / 20) / (loud_rms(word) + 1e-9)
         if label != "_unknown_":
-            truth.append((round((start + int(0.08 * RATE) * (begin > 0)) / RATE, 3), label))
+            truth.append((round((start + min(begin, int(0.08 * RATE))) / RATE, 3), label))
         t += len(word) / RATE + rng.uniform(0.6, 2.0)
-    speech_level = float(np.median(levels)) if levels else 0.01
-    for start in range(0, n, 4 * RATE):  # a different recording and level every 4 s
-        piece = min(4 * RATE, n - start)
-        samples[start:start + piece] += crop(rng, noises, piece) * speech_level * 10 ** (-rng.uniform(*snr_db) / 20)
     return np.clip(samples, -1, 1).astype(np.float32), RATE, truth
 
 

@@ -36,6 +36,9 @@ def demo(out, calibration, live, as_json):
                    f"microphone heard: {', '.join(f'{t:.1f}s {w}' for t, w in microphone['events']) or 'nothing'}")
         if microphone.get("truth"):
             click.echo(f"            spoken: {', '.join(f'{t:.1f}s {w}' for t, w in microphone['truth'])}")
+        if "clip_accuracy" in microphone:
+            click.echo(f"speech model (int8): {100 * microphone['clip_accuracy']:.1f} % of {microphone['clips']} real "
+                       "one-second clips of speakers it never heard (Speech Commands, CC BY 4.0)")
         for what, measured, bar, passed in result["verdicts"]:
             click.echo(f"{'pass' if passed else 'FAIL'}  {what}: {measured} (bar {bar})")
         click.echo(f"report: {result['report']}  ({result['seconds']:.0f} s)")
