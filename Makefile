@@ -21,7 +21,7 @@ test: apt venv venv-tflite-runtime
 	$(PY) -m pytest -q
 
 apt-demo:
-	@$(MAKE) --no-print-directory apt APT_TEST_PACKAGES="espeak-ng libportaudio2"
+	@$(MAKE) --no-print-directory apt APT_TEST_PACKAGES="libportaudio2"
 
 apt:
 	@missing=$$(for p in $(APT_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
