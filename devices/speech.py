@@ -38,8 +38,8 @@ FRONTEND_PRESETS = {"mlcommons_kws": FrontEndParams.mlcommons_kws}
 TASKS = ("keywords", "audio_classify")
 DEFAULTS = {  # per task (and mode): hop between window runs, smoothing, refractory period (ms), threshold
     # keywords: chosen by training/tune_listen.py on streams of dev speakers over real noise (BENCHMARKS.md)
-    "keywords": {"hop_ms": 100, "smoothing_ms": 500, "refractory_ms": 500, "threshold": 0.65,
-                 "streaming": {"threshold": 0.6}},
+    "keywords": {"hop_ms": 100, "smoothing_ms": 300, "refractory_ms": 500, "threshold": 0.5,
+                 "streaming": {"smoothing_ms": 500, "threshold": 0.55}},
     "audio_classify": {"hop_ms": 500, "smoothing_ms": 0, "refractory_ms": 2000, "threshold": 0.5},
 }
 BRIDGE_CHUNKS = 10  # 100 ms: quieter gaps inside one word

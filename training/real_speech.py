@@ -167,17 +167,32 @@ def spec_augment(rng, feats, time_masks=2, max_time=8, freq_masks=2, max_freq=6)
     return feats
 
 
-def word_span(clip, chunk=160, below_peak_db=20.0, above_floor_db=6.0, margin=0.08):
-    """(start, end) samples of the spoken part of a clip, `margin` seconds either side: the 10 ms chunks within
-    `below_peak_db` of the loudest and `above_floor_db` over the clip's own room noise (its 10th percentile)."""
+def word_span(clip, chunk=160, below_peak_db=20.0, above_floor_db=6.0, bridge=15, margin=0.08):
+    """(start, end) samples of the spoken part of a clip, `margin` seconds either side.
+
+    Loud 10 ms chunks are within `below_peak_db` of the loudest and `above_floor_db` over the clip's own
+    room noise (its 10th percentile); the word is the run of them around the loudest chunk, bridging quiet
+    gaps of up to `bridge` chunks (stop consonants), so a click or breath apart from the word is left out."""
     n = len(clip) // chunk
     if n < 2:
         return 0, len(clip)
     rms = np.sqrt(np.mean(np.asarray(clip[:n * chunk], np.float64).reshape(n, chunk) ** 2, axis=1) + 1e-12)
     level = max(rms.max() * 10 ** (-below_peak_db / 20), np.percentile(rms, 10) * 10 ** (above_floor_db / 20))
-    loud = np.flatnonzero(rms >= min(level, rms.max()))  # a clip without quiet parts is all word
+    loud = rms >= min(level, rms.max())  # a clip without quiet parts is all word
+    peak = int(np.argmax(rms))
+    first = last = peak
+    for i in range(peak - 1, -1, -1):
+        if loud[i]:
+            first = i
+        elif first - i > bridge:
+            break
+    for i in range(peak + 1, n):
+        if loud[i]:
+            last = i
+        elif i - last > bridge:
+            break
     pad = int(margin * RATE)
-    return max(0, loud[0] * chunk - pad), min(len(clip), (loud[-1] + 1) * chunk + pad)
+    return max(0, first * chunk - pad), min(len(clip), (last + 1) * chunk + pad)
 
 
 def make_keyword_stream(split, seconds=150.0, seed=0, snr_db=(10, 25), unknown_share=0.2, fixtures=None):
