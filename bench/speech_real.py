@@ -38,8 +38,6 @@ from training import real_speech  # noqa: E402
 from training.keyword_eval import clip_accuracy  # noqa: E402
 from training.speech_data import LABELS  # noqa: E402
 
-FIXTURE_WORDS = {"yes.wav": ["yes"], "down.wav": ["down"], "right_left_up.wav": ["right", "left", "up"],
-                 "yes_no_go_stop.wav": ["yes", "no", "go", "stop"]}
 
 
 def convert(model, folder, calibration):
@@ -59,7 +57,7 @@ def convert(model, folder, calibration):
 def fixture_words(bundle, mode, fixtures):
     """(heard, wrong events, total words) over the fixture clips."""
     heard = wrong = total = 0
-    for name, words in FIXTURE_WORDS.items():
+    for name, words in real_speech.FIXTURE_WORDS.items():
         events = []
         run_listen(bundle, str(Path(fixtures) / "audio" / "speech_commands" / name), mode=mode,
                    on_detection=events.append, log=lambda message: None)

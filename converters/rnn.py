@@ -314,8 +314,9 @@ def pipeline_convert(model_path, options, progress):
 
     Front-end parameters, labels and the window length come from options first, then from the model's
     sidecar JSON (MODEL.json beside MODEL.keras, as training/train_speech.py writes it: "frontend",
-    "labels", "input_shape"; its "provenance" — training data, licences — goes into the manifest's). A streaming bundle holds only the step model; `edgenn listen` runs it in
-    streaming mode, and in window mode by replaying each window from zero state. For the faster window
+    "labels", "input_shape"; its "provenance" — training data, licences — goes into the manifest's). A
+    streaming bundle holds only the step model; `edgenn listen` runs it in streaming mode, and in window
+    mode by replaying each window from zero state. For the faster window
     mode convert again without --streaming (two bundles, as tests/test_listen.py does)."""
     from edgenn.converters.audio_data import load_windows
 

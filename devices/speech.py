@@ -392,10 +392,11 @@ class Listener:
         found = []
         for end, scores in self.scorer.push(samples):
             self.scores += 1
-            t = min(end, self.samples_heard) / self.audio.rate
+            end = min(end, self.samples_heard)
+            t = end / self.audio.rate
             for index, score in self.detector.update(t, scores):
-                start = self.energy.onset(min(end, self.samples_heard), self.audio.window_seconds) / self.audio.rate
-                found.append(Detection(self.audio.labels[index], score, start, t, min(end, self.samples_heard)))
+                start = self.energy.onset(end, self.audio.window_seconds) / self.audio.rate
+                found.append(Detection(self.audio.labels[index], score, start, t, end))
         return found
 
     def flush(self):

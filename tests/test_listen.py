@@ -201,11 +201,11 @@ def test_missing_device_lists_the_devices(pulse_server, fixtures_dir):
 def test_real_fixture_words_are_heard(fixtures_dir, demo_bundles):
     """The 9 words of fixtures/audio/speech_commands (speakers outside the dataset split): each clip is a
     source of its own, so the last word of every file needs the end-of-source flush."""
-    clips = {"yes.wav": ["yes"], "down.wav": ["down"], "right_left_up.wav": ["right", "left", "up"],
-             "yes_no_go_stop.wav": ["yes", "no", "go", "stop"]}
+    from training.real_speech import FIXTURE_WORDS
+
     for mode in ("window", "streaming"):
         heard = wrong = 0
-        for name, words in clips.items():
+        for name, words in FIXTURE_WORDS.items():
             events, summary = listen_events(demo_bundles[mode], fixtures_dir / "audio" / "speech_commands" / name,
                                             mode=mode)
             labels = [e["label"] for e in events]

@@ -131,20 +131,20 @@ def test_demo_speech_model_on_real_speech_commands_clips(converted, fixtures_dir
     require(converted["demo"] is not None, "the demo speech model")
     folder = fixtures_dir / "audio" / "speech_commands"
     require(folder.is_dir(), f"{folder}")
-    from training.train_speech import REAL_CLIPS
+    from training.real_speech import FIXTURE_WORDS
 
     manifest = converted["demo"]["int8"]["manifest"]
     frontend = FrontEnd(FrontEndParams.from_dict(manifest["audio_frontend"]))
     model = open_model(converted["demo"]["int8"]["tflite"], probe=False)
     rows = []
-    for name, words in REAL_CLIPS.items():
+    for name, words in FIXTURE_WORDS.items():
         samples, rate = read_wav(folder / name, rate=16000)
         for i, word in enumerate(words):
             window = window_features(samples[i * rate:(i + 1) * rate], frontend, 49)
             scores = run_steps(model, window, manifest["streaming"])[0]
             rows.append((word, manifest["labels"][int(np.argmax(scores))], round(float(np.max(scores)), 3)))
     print(f"\ndemo int8 on real Speech Commands segments: {sum(t == p for t, p, _ in rows)}/{len(rows)} correct", rows)
-    assert len(rows) == sum(len(words) for words in REAL_CLIPS.values())
+    assert len(rows) == sum(len(words) for words in FIXTURE_WORDS.values())
     assert sum(t == p for t, p, _ in rows) >= 8
 
 

@@ -1,7 +1,7 @@
 """Measure a keyword bundle the way the device runs it (edgenn's front-end, runtime and detector; no TensorFlow).
 
     audio = load_audio_model("speech_commands.tflite")
-    accuracy, predicted = clip_accuracy(audio, clips, labels)            # one 1 s window per clip
+    accuracy, predicted = clip_accuracy(audio, clips, labels, LABELS)    # one 1 s window per clip
     scored = score_stream(audio, samples, "streaming")                   # the model's scores, once
     events = detect(audio, scored, samples, "streaming", threshold=0.7)  # cheap: any detector setting
 
@@ -13,26 +13,23 @@ import numpy as np
 
 from edgenn.audio_frontend import FrontEnd
 from edgenn.devices.speech import DEFAULTS, Detector, EnergyTrack, make_scorer
-from edgenn.streaming import Stream
+from edgenn.streaming import run_steps
 from training.real_speech import fit_window
 
 
-def clip_scores(audio, clip):
-    """Scores of one clip as one window: the window model once, or the step model over its frames from zero state."""
-    window = fit_window(np.asarray(clip, np.float32), int(round(audio.window_seconds * audio.rate)))
-    features = FrontEnd(audio.frontend).features(window)
-    if audio.streaming:
-        stream = Stream(audio.model, audio.streaming)
-        for frame in features:
-            scores = stream.step(frame[None, None])
-        return np.asarray(scores).reshape(-1)
-    return audio.model.run(features[None])[0].reshape(-1)
-
-
 def clip_accuracy(audio, clips, labels, label_names):
-    """(accuracy, predicted indices into label_names) — the model's labels mapped by name."""
+    """(accuracy, predicted indices into label_names) with each clip as one window: the window model once, or the
+    step model over its frames from zero state. The model's labels are mapped to label_names by name."""
+    frontend = FrontEnd(audio.frontend)
+    length = int(round(audio.window_seconds * audio.rate))
     to_ours = [list(label_names).index(label) for label in audio.labels]
-    predicted = np.array([to_ours[int(np.argmax(clip_scores(audio, clip)))] for clip in clips])
+    predicted = []
+    for clip in clips:
+        features = frontend.features(fit_window(np.asarray(clip, np.float32), length))
+        scores = run_steps(audio.model, features, audio.streaming) if audio.streaming else \
+            audio.model.run(features[None])[0]
+        predicted.append(to_ours[int(np.argmax(scores))])
+    predicted = np.array(predicted)
     return float(np.mean(predicted == np.asarray(labels))), predicted
 
 

@@ -26,6 +26,9 @@ RATE = 16000
 CREDIT = "Speech Commands dataset by Pete Warden / Google, CC BY 4.0 (https://arxiv.org/abs/1804.03209)"
 SPLITS = {"train": (0, 72), "dev": (72, 84), "test": (84, 100)}  # hash buckets out of 100
 NOISE_TRAIN_SHARE = 0.7
+# The held-out fixture clips (audio/speech_commands: speakers outside speech_real), one word a second.
+FIXTURE_WORDS = {"yes.wav": ["yes"], "down.wav": ["down"], "right_left_up.wav": ["right", "left", "up"],
+                 "yes_no_go_stop.wav": ["yes", "no", "go", "stop"]}
 TEACHER_LABELS = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "_silence_", "_unknown_")
 
 

@@ -63,7 +63,11 @@ def synthesize(word, voice, speed=150, pitch=50):
         raise EdgennError("espeak-ng is not installed: apt-get install espeak-ng") from None
     except subprocess.CalledProcessError as exc:
         raise EdgennError(f"espeak-ng failed for voice {voice!r}: {exc.stderr.decode().strip()}") from None
-    samples, _ = read_wav(io.BytesIO(result.stdout), rate=RATE)
+    return _trimmed(read_wav(io.BytesIO(result.stdout), rate=RATE)[0])
+
+
+def _trimmed(samples):
+    """Samples without leading and trailing silence."""
     loud = np.flatnonzero(np.abs(samples) > 1e-3)
     return samples[loud[0]:loud[-1] + 1] if len(loud) else samples[:0]
 
@@ -79,9 +83,7 @@ def synthesize_flite(word, voice, stretch=1.0, pitch=110):
                                 capture_output=True, check=True, timeout=30)
     except FileNotFoundError:
         raise EdgennError("flite is not installed: apt-get install flite") from None
-    samples, _ = read_wav(io.BytesIO(result.stdout), rate=RATE)
-    loud = np.flatnonzero(np.abs(samples) > 1e-3)
-    return samples[loud[0]:loud[-1] + 1] if len(loud) else samples[:0]
+    return _trimmed(read_wav(io.BytesIO(result.stdout), rate=RATE)[0])
 
 
 def make_flite_utterances(per_keyword, seed, unknown_share=0.15, workers=2):

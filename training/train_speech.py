@@ -30,8 +30,6 @@ REPO = Path(__file__).resolve().parents[1]
 # 25 ms windows every 20 ms: 49 frames per 1 s window, 40 log-mel bands.
 BASE_PARAMS = FrontEndParams(sample_rate=16000, window_samples=400, hop_samples=320, n_fft=512,
                              n_mels=40, fmin=20.0, fmax=7600.0, log_offset=1e-3)
-REAL_CLIPS = {"yes.wav": ["yes"], "down.wav": ["down"], "right_left_up.wav": ["right", "left", "up"],
-              "yes_no_go_stop.wav": ["yes", "no", "go", "stop"]}
 DISTILLATION = 0.5  # share of the target that is the teacher's scores
 
 
@@ -106,7 +104,7 @@ def real_clip_predictions(model, params, fixtures):
     """Top-1 label and score for each 1 s segment of the held-out fixture clips (report only)."""
     folder = Path(fixtures) / "audio" / "speech_commands"
     fe, report = FrontEnd(params), {}
-    for name, words in REAL_CLIPS.items():
+    for name, words in real_speech.FIXTURE_WORDS.items():
         samples, rate = read_wav(folder / name, rate=params.sample_rate)
         batch = np.stack([fe.features(samples[i * rate:(i + 1) * rate]) for i in range(len(words))])
         probs = model.predict(batch, verbose=0)
