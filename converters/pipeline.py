@@ -58,10 +58,11 @@ class Options:
     num_eval: int = 500
     debug_layers: str = None         # PREFIX: writes PREFIX.csv and PREFIX.png
     input_size: tuple = None         # (H, W) for models with free picture size
-    mean: list = field(default_factory=lambda: [0.0])
-    std: list = field(default_factory=lambda: [255.0])
+    mean: list = None                # normalisation (pixel - mean) / std; None: read from the model ...
+    std: list = None                 # ... (its preprocessing layers, a known base model), else 0 / 255
     resize: str = "stretch"
-    color: str = "rgb"
+    color: str = None                # rgb | bgr; None: from the model, else rgb
+    force: bool = False              # convert even when the float model scores near chance on labelled data
     score_threshold: float = None    # detectors
     streaming: bool = False          # RNN hook
     frames: int = None               # RNN hook: window length of a model with free time length
@@ -107,10 +108,11 @@ def check_options(model, output, options):
         raise EdgennError(f"{output}: the output must be a .tflite file (-o model.tflite)")
     if options.labels:
         load_labels_file(options.labels)
-    from edgenn.converters import data
+    from edgenn.converters import array_data, data
 
     for source, what in ((options.calibration, "--calibration"), (options.eval, "--eval")):
-        if source and options.task not in AUDIO_TASKS and not any(Path(source).rglob("*.wav")):
+        if source and options.task not in AUDIO_TASKS and not any(Path(source).rglob("*.wav")) \
+                and not array_data.is_array_source(source):
             data.precheck(source, what)
 
 
@@ -248,11 +250,15 @@ def _convert_one(model, loaded, options, progress):
     say = (lambda text: print(text, file=progress)) if progress.isatty() else (lambda text: None)
     task = _task(loaded, options)
     _check_image_model(loaded, model)
+    source = _resolve_preprocessing(loaded, options)
+    say(f"input normalisation: {source}")
     calibration, evaluation_set = _samples(loaded, options)
     if evaluation_set is not None and task in IMAGE_TASKS:
         kind = list if task == "detect" else int  # a folder's class names are no boxes, and vice versa
         evaluation_set.truth = [t if isinstance(t, kind) else None for t in evaluation_set.truth]
     labels = _labels(loaded, task, options, calibration or evaluation_set, evaluation_set, warnings)
+    if task == "classify" and not options.force:
+        _refuse_near_chance(loaded, options, source, evaluation_set, calibration)
 
     converter = loaded.converter()
     representative = None
@@ -297,6 +303,7 @@ def _convert_one(model, loaded, options, progress):
 
         report = edgetpu.report_lines(edgetpu.compatibility(tflite))
     manifest = _manifest(model, loaded, task, labels, options, tflite, calibration, evaluation, seconds)
+    manifest["inputs"][0]["normalization_source"] = source
     return {"tflite": tflite, "manifest": manifest, "labels": labels, "table": table, "warnings": warnings,
             "edgetpu_report": report, "extra_files": extra}
 
@@ -337,6 +344,50 @@ def _check_image_model(loaded, model):
     shape = loaded.input_shapes[0]
     if not ((len(shape) == 4 and shape[3] in (1, 3)) or len(shape) == 3):
         raise EdgennError(f"{model}: input shape {shape} is not a picture ([1, H, W, 3], [1, H, W, 1] or [1, H, W])")
+
+
+def _resolve_preprocessing(loaded, options):
+    """Fill in options.mean/std/color that were not given, from the model; returns where they came from."""
+    from edgenn.converters import preprocessing
+
+    given = options.mean is not None and options.std is not None
+    found = None if given or loaded.keras_model is None else preprocessing.from_model(loaded.keras_model)
+    if found is None:
+        found = preprocessing.Preprocessing([0.0], [255.0], "rgb", "the default, pixel / 255 (no preprocessing "
+                                            "layer or known base model at the input)")
+    options.mean = found.mean if options.mean is None else options.mean
+    options.std = found.std if options.std is None else options.std
+    options.color = options.color or found.color
+    return "--mean/--std" if given else found.source
+
+
+# Below this share of the way from chance to perfect, the float model is not reading the data it was trained on.
+NEAR_CHANCE = 0.25
+MIN_LABELLED = 12
+
+
+def _refuse_near_chance(loaded, options, source, *sets):
+    """EdgennError when the float model itself scores near chance on the labelled data: the pictures reach it
+    normalised differently from training, or the folder order is not the model's label order."""
+    samples = next((s for s in sets if s is not None and s.has_truth and len(s) >= MIN_LABELLED), None)
+    classes = loaded.output_shapes[0][-1]
+    if samples is None or classes < 2:
+        return
+    import numpy as np
+
+    scores = loaded.predict(samples.inputs)[0].reshape(len(samples), -1)
+    accuracy = float(np.mean(scores.argmax(1) == np.array(samples.truth)))
+    chance = 1 / classes
+    if accuracy < chance + NEAR_CHANCE * (1 - chance):
+        raise EdgennError(
+            f"the float model gets {100 * accuracy:.0f} % of {len(samples)} labelled samples right (chance "
+            f"{100 * chance:.0f} %): likely the input normalisation (mean {_short(options.mean)}, std "
+            f"{_short(options.std)} from {source}; pass --mean/--std as in training) or the label order (folder "
+            "names vs --labels); no file written; --force converts anyway")
+
+
+def _short(values):
+    return ",".join(f"{v:g}" for v in values)
 
 
 def _normalization(options):

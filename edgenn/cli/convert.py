@@ -46,18 +46,23 @@ def _size(text):
 @click.option("--debug-layers", metavar="PREFIX", help="Write per-layer quantization error to PREFIX.csv/.png.")
 @click.option("--input-size", callback=lambda c, p, v: _size(v) if v else None, metavar="HxW",
               help="Fix the picture size of a model with free input size.")
-@click.option("--mean", default="0", show_default=True, callback=lambda c, p, v: _numbers(v),
-              help="Normalisation: input = (pixel - mean) / std; one value or one per channel.")
-@click.option("--std", default="255", show_default=True, callback=lambda c, p, v: _numbers(v))
+@click.option("--mean", callback=lambda c, p, v: _numbers(v) if v else None,
+              help="Normalisation: input = (pixel - mean) / std; one value or one per channel "
+                   "(default: read from the model's Rescaling/Normalization layers, else 0).")
+@click.option("--std", callback=lambda c, p, v: _numbers(v) if v else None,
+              help="See --mean (default: from the model, else 255).")
 @click.option("--resize", default="stretch", show_default=True, type=click.Choice(["stretch", "letterbox", "crop"]))
-@click.option("--color", default="rgb", show_default=True, type=click.Choice(["rgb", "bgr"]))
+@click.option("--color", type=click.Choice(["rgb", "bgr"]), help="Channel order the model takes (default: "
+              "from the model, else rgb).")
+@click.option("--force", is_flag=True, help="Convert even when the float model scores near chance on the "
+              "labelled data.")
 @click.option("--score-threshold", type=float, help="Detectors: default score threshold stored in the bundle.")
 @click.option("--name", help="Model name in the manifest (default: the file name).")
 @click.option("--version", "model_version", default="1", show_default=True, help="Model version in the manifest.")
 def convert(model, output, task, quantize, io, calibration, eval_data, labels, streaming, frames, frontend, target,
             max_drop,
             allow_flex, num_calibration, num_eval, debug_layers, input_size, mean, std, resize, color,
-            score_threshold, name, model_version):
+            force, score_threshold, name, model_version):
     """Convert MODEL (.keras, .h5 or SavedModel folder) into a .tflite bundle.
 
     \b
@@ -72,7 +77,7 @@ def convert(model, output, task, quantize, io, calibration, eval_data, labels, s
     options = Options(task=task, quantize=quantize, io=io, calibration=calibration, eval=eval_data, labels=labels,
                       name=name, version=model_version, target=target, max_drop=max_drop, allow_flex=allow_flex,
                       num_calibration=num_calibration, num_eval=num_eval, debug_layers=debug_layers,
-                      input_size=input_size, mean=mean, std=std, resize=resize, color=color,
+                      input_size=input_size, mean=mean, std=std, resize=resize, color=color, force=force,
                       score_threshold=score_threshold, streaming=streaming, frames=frames, frontend=frontend)
     result = run(model, output, options)
     for line in result.edgetpu_report:
