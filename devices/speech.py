@@ -2,6 +2,8 @@
 
     model = load_audio_model("speech_commands.tflite")          # a bundle: everything from its manifest
     model = load_audio_model("kws_ref_model.tflite", frontend="mlcommons_kws", labels="kws_12_labels.txt")
+    model = load_audio_model("micro_speech_quantized.tflite", frontend="audio_preprocessor_int8.tflite",
+                             labels="micro_speech_labels.txt")      # a front-end given as a model
     listener = Listener(model, mode="streaming")
     for block in blocks: for detection in listener.push(block.samples): ...
 
@@ -33,6 +35,7 @@ from edgenn.bundle import load_labels_file, read_labels, read_manifest
 from edgenn.errors import EdgennError
 from edgenn.runtime import open_model
 from edgenn.streaming import Stream
+from edgenn.devices.model_frontend import ModelFrontEnd, ModelFrontEndParams
 
 FRONTEND_PRESETS = {"mlcommons_kws": FrontEndParams.mlcommons_kws}
 TASKS = ("keywords", "audio_classify")
@@ -42,6 +45,9 @@ DEFAULTS = {  # per task (and mode): hop between window runs, smoothing, refract
                  "streaming": {"smoothing_ms": 500, "threshold": 0.55}},
     "audio_classify": {"hop_ms": 500, "smoothing_ms": 0, "refractory_ms": 2000, "threshold": 0.5},
 }
+# A waveform input holds at least this long a clip at 16 kHz (YAMNet 0.975 s, KWS 1 s): [1, 1960] is
+# 49 x 40 features (micro_speech), not 0.12 s of audio.
+MIN_WAVEFORM_SECONDS = 0.25
 BRIDGE_CHUNKS = 10  # 100 ms: quieter gaps inside one word
 RELEASE = 0.5  # a fired label re-arms once its smoothed score falls below RELEASE x threshold
 
@@ -53,7 +59,7 @@ class AudioModel:
     task: str
     labels: list
     rate: int
-    frontend: FrontEndParams = None  # None: the model takes raw samples
+    frontend: FrontEndParams = None  # or ModelFrontEndParams; None: the model takes raw samples
     window_samples: int = 0          # raw-waveform models
     window_frames: int = 0           # feature models
     model: object = None             # edgenn.runtime.Model (window model, or step model when streaming)
@@ -68,58 +74,67 @@ class AudioModel:
         return ((self.window_frames - 1) * p.hop_samples + p.window_samples) / p.sample_rate
 
 
-def _frontend_option(frontend):
-    if isinstance(frontend, FrontEndParams):
+def make_frontend(params):
+    """A fresh stateful front-end for a scorer: edgenn's numpy FrontEnd or a front-end model."""
+    return ModelFrontEnd(params) if isinstance(params, ModelFrontEndParams) else FrontEnd(params)
+
+
+def _frontend_option(frontend, frame_input, runtime, threads):
+    if isinstance(frontend, (FrontEndParams, ModelFrontEndParams)):
         return frontend
     if frontend in FRONTEND_PRESETS:
         return FRONTEND_PRESETS[frontend]()
     path = Path(frontend)
+    if path.suffix == ".tflite":
+        if not path.is_file():
+            raise EdgennError(f"--frontend {path}: no such file")
+        return ModelFrontEndParams.from_model(path, frame_input, runtime, threads)
     if path.suffix == ".json" and path.is_file():
         try:
             return FrontEndParams.from_dict(json.loads(path.read_text()))
         except json.JSONDecodeError as exc:
             raise EdgennError(f"{path}: not valid JSON front-end parameters ({exc})") from None
     raise EdgennError(f"unknown --frontend {frontend!r}; use {', '.join(FRONTEND_PRESETS)}, raw, "
-                      "or a .json file of front-end parameters")
+                      "a .json file of front-end parameters or a front-end .tflite model")
 
 
 def load_audio_model(path, labels=None, frontend=None, task=None, runtime=None, threads=None):
     """An AudioModel from a bundle (manifest) or a third-party model plus options.
 
-    frontend: 'mlcommons_kws', 'raw' (the model takes samples), a .json of FrontEndParams, or None
-    (manifest, else raw for a model whose input is a 1-D waveform)."""
+    frontend: 'mlcommons_kws', 'raw' (the model takes samples), a .json of FrontEndParams, a front-end
+    .tflite model (one window of samples -> one frame), or None (manifest, else raw for a model whose
+    input looks like a waveform)."""
     path = Path(path)
     manifest = read_manifest(path) or {}
     model = open_model(path, runtime=runtime, threads=threads)
     label_list = load_labels_file(labels) if labels else manifest.get("labels") or read_labels(path)
     spec = manifest.get("streaming")
-    if frontend is None and manifest.get("audio_frontend"):
-        params = FrontEndParams.from_dict(manifest["audio_frontend"])
-    elif frontend not in (None, "raw"):
-        params = _frontend_option(frontend)
-    else:
-        params = None
     frame_input = model.inputs[0]
     if spec:
         positions = {t.name: i for i, t in enumerate(model.inputs)}
         frame_input = model.inputs[positions.get(spec.get("frame_input"), 0)]
+    if frontend is None and manifest.get("audio_frontend"):
+        params = FrontEndParams.from_dict(manifest["audio_frontend"])
+    elif frontend not in (None, "raw"):
+        params = _frontend_option(frontend, frame_input, runtime, threads)
+    else:
+        params = None
     shape = [d for d in frame_input.shape]
     if params is None:
         waveform = len(shape) == 1 or (len(shape) == 2 and shape[0] == 1)
+        if waveform and frontend is None and not manifest.get("sample_rate"):
+            # a model that says nothing: 8-bit inputs are quantized features, never PCM
+            waveform = frame_input.dtype.itemsize > 1 and shape[-1] >= MIN_WAVEFORM_SECONDS * 16000
         if spec or not waveform:
-            raise EdgennError(f"{path}: no audio front-end in a manifest and its input {shape} is not a waveform; "
-                              "give --frontend (mlcommons_kws or a .json of front-end parameters)")
+            raise EdgennError(f"{path}: its input {shape} {frame_input.dtype.name} is features, not a waveform, and "
+                              "no audio front-end is given; give --frontend (mlcommons_kws, a .json of front-end "
+                              "parameters, or a front-end model such as --frontend audio_preprocessor_int8.tflite "
+                              "for TFLite Micro's micro_speech)")
         window_samples, window_frames, rate = int(shape[-1]), 0, 16000
         if frontend is None and manifest.get("sample_rate"):
             rate = int(manifest["sample_rate"])
     else:
-        features = shape[2] if len(shape) >= 3 else None
-        if len(shape) not in (3, 4) or shape[0] != 1 or features != params.n_features or \
-                (len(shape) == 4 and shape[3] != 1):
-            raise EdgennError(f"{path}: input {shape} does not take [1, frames, {params.n_features}(, 1)] features "
-                              "from the front-end; check --frontend")
-        window_samples, window_frames, rate = 0, int(spec["window_frames"]) if spec else int(shape[1]), \
-            params.sample_rate
+        window_samples, window_frames, rate = 0, _window_frames(path, shape, params, spec), params.sample_rate
     n_classes = int(np.prod(model.outputs[_scores_position(model, spec)].shape))
     if not label_list:
         label_list = [f"class_{i}" for i in range(n_classes)]
@@ -132,6 +147,19 @@ def load_audio_model(path, labels=None, frontend=None, task=None, runtime=None, 
     return AudioModel(name=manifest.get("name") or path.stem, task=task, labels=list(label_list), rate=rate,
                       frontend=params, window_samples=window_samples, window_frames=window_frames, model=model,
                       streaming=spec, settings=decoder if decoder.get("kind") == "keywords" else {})
+
+
+def _window_frames(path, shape, params, spec):
+    """Frames per window of a feature model: [1, frames, features(, 1)], or [1, frames x features] flattened."""
+    n = params.n_features
+    stacked = len(shape) in (3, 4) and shape[0] == 1 and shape[2] == n and (len(shape) == 3 or shape[3] == 1)
+    flat = len(shape) == 2 and shape[0] == 1 and shape[1] % n == 0 and not spec
+    if not stacked and not flat:
+        raise EdgennError(f"{path}: input {shape} does not take [1, frames, {n}(, 1)] or [1, frames x {n}] "
+                          "features from the front-end; check --frontend")
+    if spec:
+        return int(spec["window_frames"])
+    return int(shape[1]) if stacked else shape[1] // n
 
 
 def _scores_position(model, spec):
@@ -164,9 +192,13 @@ class FeatureWindowScorer:
 
     def __init__(self, audio, hop_frames):
         self.audio, self.hop = audio, max(1, hop_frames)
-        self.frontend = FrontEnd(audio.frontend)
+        self.frontend = make_frontend(audio.frontend)
         self.ring = FrameRing(audio.window_frames, audio.frontend.n_features)
         self.frames = 0
+        # A front-end model's state starts cold (micro_speech: noise estimate 0, as at the start of each
+        # training clip), and its first frames after zero-filled ones look like a word's onset: score only
+        # full windows, the first one exactly as the model's reference scores a clip.
+        self.first = audio.window_frames if isinstance(audio.frontend, ModelFrontEndParams) else 0
 
     def push(self, samples):
         out = []
@@ -174,7 +206,7 @@ class FeatureWindowScorer:
         for frame in self.frontend.push(samples):
             self.ring.add(frame)
             self.frames += 1
-            if self.frames % self.hop == 0:
+            if self.frames >= self.first and (self.frames - self.first) % self.hop == 0:
                 end = (self.frames - 1) * p.hop_samples + p.window_samples
                 out.append((end, self.score(self.ring.window())))
         return out
@@ -238,7 +270,7 @@ class StreamingScorer:
             raise EdgennError(f"{audio.name} is a window model; streaming mode needs a step model "
                               "(`edgenn convert --streaming`), or use --mode window")
         self.audio, self.copies = audio, max(1, copies)
-        self.frontend = FrontEnd(audio.frontend)
+        self.frontend = make_frontend(audio.frontend)
         self.window = int(audio.streaming.get("window_frames") or audio.window_frames)
         self.streams = [Stream(audio.model, audio.streaming) for _ in range(self.copies)]
         # copy i was "reset" i*window/K frames before the stream began, so the ages stay staggered

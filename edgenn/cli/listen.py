@@ -49,8 +49,10 @@ def _print_summary(summary):
 @click.option("--realtime", is_flag=True, help="Play a WAV file at real-time pace (default: as fast as possible).")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Labels file, one per line.")
-@click.option("--frontend", metavar="mlcommons_kws|raw|FILE.json",
-              help="Front-end of a model without a manifest (default: raw for a waveform input).")
+@click.option("--frontend", metavar="mlcommons_kws|raw|FILE.json|FILE.tflite",
+              help="Front-end of a model without a manifest: a preset, raw samples, front-end parameters, or a "
+                   "front-end model fed 20 ms hops of 16 kHz audio, e.g. TFLite Micro's "
+                   "audio_preprocessor_int8.tflite (default: raw for a waveform input).")
 @click.option("--task", type=click.Choice(["keywords", "audio_classify"]), help="Override the model's task.")
 @click.option("--input-rate", type=click.IntRange(1000), help="Sample rate of the PCM on stdin (default: the model's).")
 @click.option("--device-rate", type=click.IntRange(1000), help="Record at this rate (default: the model's, "
@@ -71,6 +73,7 @@ def listen(model, list_devices, as_json, keyword_thresholds, **options):
       edgenn listen speech_commands.tflite --source clip.wav --mode window --threshold 0.8
       arecord -f S16_LE -r 16000 -c 1 | edgenn listen speech_commands.tflite --source -
       edgenn listen kws_ref_model.tflite --frontend mlcommons_kws --labels kws_12_labels.txt
+      edgenn listen micro_speech_quantized.tflite --frontend audio_preprocessor_int8.tflite --labels labels.txt
       edgenn listen yamnet.tflite --events mqtt://broker/edgenn/audio
       edgenn listen --list-devices
     """
