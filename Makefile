@@ -4,12 +4,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # tflite-runtime 2.14 needs numpy < 2, so it gets a venv of its own (tests compare runtimes).
 TFLITE_VENV ?= .venv-tflite-runtime
+# Bundles' standard metadata is checked with the readers others use: tflite-support pins protobuf < 4
+# (TensorFlow needs newer), so it and MediaPipe (which has no protobuf pin since 1.x) share a venv.
+READERS_VENV ?= .venv-metadata-readers
 APT_TEST_PACKAGES := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins openssh-server \
-	openssh-client rsync mosquitto espeak-ng sox ffmpeg chromium chromium-driver systemd
+	openssh-client rsync mosquitto espeak-ng sox ffmpeg chromium chromium-driver systemd \
+	libusb-1.0-0 libegl1 libgles2 libgl1
 EDGENN_FIXTURES ?= $(abspath ../shared/fixtures)
 export EDGENN_FIXTURES
 
-.PHONY: demo test apt apt-demo venv venv-tflite-runtime clean
+.PHONY: demo test apt apt-demo venv venv-tflite-runtime venv-metadata-readers clean
 
 DEMO_CALIBRATION ?= build/demo-calibration
 
@@ -17,7 +21,7 @@ demo: apt-demo venv
 	$(PY) -m training.make_demo_samples --calibration $(DEMO_CALIBRATION)
 	$(VENV)/bin/edgenn demo --calibration $(DEMO_CALIBRATION)
 
-test: apt venv venv-tflite-runtime
+test: apt venv venv-tflite-runtime venv-metadata-readers
 	$(PY) -m pytest -q
 
 apt-demo:
@@ -48,5 +52,11 @@ venv-tflite-runtime: $(TFLITE_VENV)/bin/python
 	$(TFLITE_VENV)/bin/python -m pip install -q "numpy<2" "tflite-runtime==2.14.*" click flatbuffers tflite
 	$(TFLITE_VENV)/bin/python -m pip install -q --no-deps -e .
 
+$(READERS_VENV)/bin/python:
+	$(PYTHON) -m venv $(READERS_VENV)
+
+venv-metadata-readers: $(READERS_VENV)/bin/python
+	$(READERS_VENV)/bin/python -m pip install -q "tflite-support==0.4.4" "protobuf<4" "mediapipe==1.2.3"
+
 clean:
-	rm -rf $(VENV) $(TFLITE_VENV) *.egg-info build edgenn-demo
+	rm -rf $(VENV) $(TFLITE_VENV) $(READERS_VENV) *.egg-info build edgenn-demo

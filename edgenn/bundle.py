@@ -3,7 +3,8 @@
 The manifest (`edgenn.json`) and labels (`labels.txt`) travel as a zip appended to the flatbuffer,
 the way TFLite Support packs a model's associated files. Runtimes ignore the trailing bytes; the
 zip's central directory sits at the end of the file, so `zipfile` finds it with the model in front.
-Reading needs only the standard library.
+Reading needs only the standard library. Standard TFLite metadata in the flatbuffer
+(edgenn.tflite_metadata) points TFLite Support and MediaPipe at the same labels.txt.
 """
 
 import ast
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from edgenn.errors import EdgennError
 from edgenn.manifest import validate
+from edgenn.tflite_metadata import original_model, with_metadata
 
 MANIFEST_NAME = "edgenn.json"
 LABELS_NAME = "labels.txt"
@@ -129,9 +131,10 @@ def load_labels_file(path):
 
 
 def strip_bundle(data):
-    """The bare flatbuffer of a bundle: the bytes before an appended zip's first entry."""
+    """The model as it was before bundling: the bytes before an appended zip's first entry, without
+    the standard metadata that make_bundle put in front of the flatbuffer."""
     files_start = _zip_start(data)
-    return data[:files_start] if files_start is not None else data
+    return original_model(data[:files_start] if files_start is not None else data)
 
 
 def _zip_start(data):
@@ -151,16 +154,15 @@ def _zip_start(data):
 
 
 def make_bundle(tflite_bytes, manifest, labels=None):
-    """Bundle bytes: the model with manifest and labels appended as a zip (existing packed files kept)."""
+    """Bundle bytes: the model with standard TFLite metadata built from the manifest, then manifest and
+    labels appended as a zip (existing packed files kept)."""
     check_tflite(tflite_bytes)
     validate(manifest, "manifest")
-    buffer = io.BytesIO(tflite_bytes)
-    buffer.seek(0, io.SEEK_END)
     existing = associated_files(tflite_bytes)
-    if existing:
-        # Rewrite the archive so our entries replace stale ones instead of duplicating names.
-        buffer = io.BytesIO(strip_bundle(tflite_bytes))
-        buffer.seek(0, io.SEEK_END)
+    # Rewrite the archive so our entries replace stale ones instead of duplicating names.
+    model = strip_bundle(tflite_bytes) if existing else tflite_bytes
+    buffer = io.BytesIO(with_metadata(model, manifest, LABELS_NAME if labels is not None else None))
+    buffer.seek(0, io.SEEK_END)
     with zipfile.ZipFile(buffer, "a", compression=zipfile.ZIP_STORED) as archive:
         for name, content in existing.items():
             if name not in (MANIFEST_NAME, LABELS_NAME):

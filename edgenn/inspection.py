@@ -2,7 +2,7 @@
 
 import hashlib
 
-from edgenn import bundle
+from edgenn import bundle, tflite_metadata
 from edgenn.errors import EdgennError
 from edgenn.isolate import run_isolated
 from edgenn.modelfile import io_tensors, read_contents
@@ -15,6 +15,10 @@ def _examine(data, name, runtime):
     contents = read_contents(data, name)
     manifest = bundle.read_manifest(data, name)
     labels = bundle.read_labels(data)
+    try:
+        standard = tflite_metadata.read_metadata(data)
+    except EdgennError as exc:
+        standard = {"error": str(exc)}
     inputs, outputs = io_tensors(data)
     report = {
         "inputs": inputs, "outputs": outputs,
@@ -25,6 +29,7 @@ def _examine(data, name, runtime):
         "flex_ops": contents.flex_ops,
         "metadata": contents.metadata,
         "manifest": manifest,
+        "tflite_metadata": standard,
         "labels": {"count": len(labels), "first": labels[:5]} if labels else None,
         "associated_files": sorted(bundle.associated_files(data)),
     }

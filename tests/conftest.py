@@ -24,6 +24,13 @@ def require(condition, what):
     pytest.skip(f"missing component: {what}")
 
 
+def venv_python(folder, target):
+    """The python of a side venv that `make TARGET` builds (it holds packages that cannot share .venv)."""
+    python = REPO / folder / "bin" / "python"
+    require(python.exists(), f"the {folder} venv (make {target})")
+    return python
+
+
 def require_exe(name):
     path = shutil.which(name) or (name if os.path.isabs(name) and os.path.exists(name) else None)
     require(path, f"executable {name!r} (install it with `make test` as root)")

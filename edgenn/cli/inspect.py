@@ -7,6 +7,7 @@ import click
 
 from edgenn.errors import EdgennError
 from edgenn.inspection import inspect_model, notes
+from edgenn.tflite_metadata import summary
 
 
 def _quant(tensor):
@@ -39,6 +40,11 @@ def _print_report(report):
             echo(f"          runtime {key}: {value}")
     else:
         echo("manifest  none (not an edgenn bundle; runners take the rest from options)")
+    standard = report["tflite_metadata"]
+    if standard is None:
+        echo("metadata  no standard TFLite metadata (TFLite Support and MediaPipe find no labels)")
+    else:
+        echo(f"metadata  {standard['error'] if 'error' in standard else 'TFLite standard: ' + summary(standard)}")
     labels = report["labels"]
     if labels:
         echo(f"labels    {labels['count']}: {' | '.join(labels['first'])} | …")
@@ -52,7 +58,7 @@ def _print_report(report):
 @click.option("--runtime", type=click.Choice(["litert", "tflite_runtime", "tensorflow"]),
               help="Force a runtime (default: the first installed).")
 def inspect(models, as_json, runtime):
-    """Show what MODELS contain: runtime, inputs and outputs, ops, manifest, labels.
+    """Show what MODELS contain: runtime, inputs and outputs, ops, manifest, standard metadata, labels.
 
     \b
     Example:
