@@ -5,7 +5,9 @@ A source is one of:
     root) is its label, so `cal/circle/001.png` is a `circle`;
   * an .npz file with `images` (N, H, W[, C] uint8 pictures of any one size) and optionally
     `labels` (N,) class indices, `label_names`, or for detectors `boxes` (N, K, 4) pixel boxes
-    [x0, y0, x1, y1] with `box_labels` (N, K) class indices, -1 marking padding;
+    [x0, y0, x1, y1] with `box_labels` (N, K) class indices, -1 marking padding; or, as for every
+    model kind, `x` and `y` (converters/array_data.py);
+  * a folder of .npy files, one picture (or float model input) each, subfolder = label;
   * an importable generator, `package.module:function` or `path/to/file.py:function`, called with
     no arguments; it yields pictures, or (picture, truth) pairs where truth is a class index
     (classifiers) or a list of (class index, [x0, y0, x1, y1]) (detectors).
@@ -83,6 +85,19 @@ def load(source, shape, normalization, limit, resize="stretch", color="rgb", wha
     return Samples(np.stack(inputs).astype(np.float32), truth, placements, names)
 
 
+def generated(shape, normalization, n, resize="stretch", color="rgb", seed=0):
+    """n pictures of random pixels at the model's input size, preprocessed like any other (no truth)."""
+    rng = np.random.default_rng(seed)
+    height, width = shape[1], shape[2]
+    channels = shape[3] if len(shape) == 4 else None
+    size = (height, width) + ((3,) if channels == 3 else ())
+    pictures = [rng.integers(0, 256, size, dtype=np.uint8) for _ in range(n)]
+    prep, tensor = image_input(shape, normalization, resize, color), float_tensor(shape)
+    prepared = [prep.prepare(picture, tensor) for picture in pictures]
+    return Samples(np.stack([array[0] for array, _ in prepared]).astype(np.float32), [None] * n,
+                   [placement for _, placement in prepared])
+
+
 def precheck(source, what="--calibration"):
     """Fail fast, before any model loads, on a missing path or a folder without images."""
     path = Path(str(source))
@@ -112,6 +127,9 @@ def _read(source, limit, what):
     """(pictures, truth, label_names) of a source."""
     text = str(source)
     path = Path(text)
+    if path.is_dir() and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")) \
+            and any(path.rglob("*.npy")):
+        return _read_arrays(path, limit, what)
     if path.is_dir():
         return _read_folder(path, limit, what)
     if path.suffix == ".npz":
@@ -160,8 +178,10 @@ def _read_npz(path, limit, what):
             data = {key: archive[key] for key in archive.files}
     except (OSError, ValueError, EOFError) as exc:
         raise EdgennError(f"{what} {path}: cannot read this .npz ({exc}); re-create it with numpy.savez") from None
+    if "images" not in data and "x" in data:
+        return _read_arrays(path, limit, what)
     if "images" not in data:
-        raise EdgennError(f"{what} {path}: no 'images' array (found: {', '.join(data) or 'nothing'}); "
+        raise EdgennError(f"{what} {path}: no 'images' (or 'x') array (found: {', '.join(data) or 'nothing'}); "
                           "save the pictures as numpy.savez(path, images=...)")
     images = data["images"]
     if images.ndim not in (3, 4):
@@ -176,6 +196,14 @@ def _read_npz(path, limit, what):
     else:
         truth = [None] * n
     return list(images[:n]), truth, names
+
+
+def _read_arrays(path, limit, what):
+    """An .npz with x/y or a folder of .npy files; uint8 arrays are pictures, float arrays model inputs."""
+    from edgenn.converters.array_data import load_arrays
+
+    x, truth, names = load_arrays(path, None, limit, what)
+    return list(x), ([None] * len(x) if truth is None else [int(t) for t in truth]), names
 
 
 def _read_generator(spec, limit, what):

@@ -38,6 +38,7 @@ from edgenn.errors import EdgennError
 
 IMAGE_TASKS = ("classify", "detect")
 AUDIO_TASKS = ("keywords", "audio_classify")
+GENERATED_PICTURES = 16  # the float-vs-converted check when no data is given
 DEFAULT_DECODER = {"kind": "edgenn_grid", "score_threshold": 0.3, "iou_threshold": 0.45, "max_detections": 10}
 
 
@@ -250,15 +251,15 @@ def _convert_one(model, loaded, options, progress):
     say = (lambda text: print(text, file=progress)) if progress.isatty() else (lambda text: None)
     task = _task(loaded, options)
     _check_image_model(loaded, model)
-    source = _resolve_preprocessing(loaded, options)
-    say(f"input normalisation: {source}")
+    normalization_source = _resolve_preprocessing(loaded, options)
+    say(f"input normalisation: {normalization_source}")
     calibration, evaluation_set = _samples(loaded, options)
     if evaluation_set is not None and task in IMAGE_TASKS:
         kind = list if task == "detect" else int  # a folder's class names are no boxes, and vice versa
         evaluation_set.truth = [t if isinstance(t, kind) else None for t in evaluation_set.truth]
     labels = _labels(loaded, task, options, calibration or evaluation_set, evaluation_set, warnings)
     if task == "classify" and not options.force:
-        _refuse_near_chance(loaded, options, source, evaluation_set, calibration)
+        _refuse_near_chance(loaded, options, normalization_source, evaluation_set, calibration)
 
     converter = loaded.converter()
     representative = None
@@ -278,14 +279,21 @@ def _convert_one(model, loaded, options, progress):
         warnings.append(f"the model uses Flex ops ({', '.join(contents.flex_ops)}): no device runtime "
                         "(LiteRT, tflite-runtime, Edge TPU) runs them; it is for a host with TensorFlow only")
     table, evaluation = [], None
-    if evaluation_set is not None and not contents.flex_ops:
+    evaluated_on = options.eval or "held-back calibration samples (every 5th)"
+    if evaluation_set is None:  # still compare the two models, on pictures made up for it
+        from edgenn.converters import data
+
+        evaluation_set = data.generated(loaded.input_shapes[0], _normalization(options), GENERATED_PICTURES,
+                                        options.resize, options.color)
+        evaluated_on = f"{GENERATED_PICTURES} generated pictures (random pixels; no --calibration or --eval data)"
+    if not contents.flex_ops:
         say(f"evaluating on {len(evaluation_set)} samples ...")
         float_out = loaded.predict(evaluation_set.inputs)
         quant_out = evaluate.run_tflite(tflite, evaluation_set.inputs)
         decoder = _decoder(loaded, task, options)
         evaluation = evaluate.compare(task, evaluation_set, float_out,
                                       quant_out, decoder)
-        evaluation["source"] = options.eval or "held-back calibration samples (every 5th)"
+        evaluation["source"] = evaluated_on
         table = evaluate.table(evaluation)
     extra = []
     if options.debug_layers and options.quantize in quantize.CALIBRATED:
@@ -303,7 +311,7 @@ def _convert_one(model, loaded, options, progress):
 
         report = edgetpu.report_lines(edgetpu.compatibility(tflite))
     manifest = _manifest(model, loaded, task, labels, options, tflite, calibration, evaluation, seconds)
-    manifest["inputs"][0]["normalization_source"] = source
+    manifest["inputs"][0]["normalization_source"] = normalization_source
     return {"tflite": tflite, "manifest": manifest, "labels": labels, "table": table, "warnings": warnings,
             "edgetpu_report": report, "extra_files": extra}
 

@@ -54,6 +54,7 @@ CALIBRATED = ("int8", "int16x8")
 IO_TYPES = {"float": None, "int8": tf.int8, "uint8": tf.uint8}
 CALIBRATION_STEPS = 600  # (frame, state) pairs handed to the calibrator of a step model
 FORBIDDEN_OPS = ("WHILE",)
+GENERATED_WINDOWS = 32  # the float-vs-converted check when no data is given
 
 
 def is_recurrent(model):
@@ -84,8 +85,17 @@ def _check_options(mode, io, calibration):
 
 
 def _saved_model(model, folder):
-    """Export once (tracing an unrolled model is the slow part); every mode converts from the export."""
-    model.export(folder, format="tf_saved_model", verbose=False)
+    """Export once (tracing an unrolled model is the slow part); every mode converts from the export.
+
+    Keras' export frees the batch axis whatever the Input says, and a free axis makes every tensor of the
+    TFLite model dynamic (shape signature -1), which the Edge TPU compiler refuses: batch 1 is fixed here."""
+    from keras.src.export.export_utils import get_input_signature
+
+    def batch_of_one(spec):
+        return keras.InputSpec(dtype=spec.dtype, shape=(1, *spec.shape[1:]), name=spec.name)
+
+    signature = keras.tree.map_structure(batch_of_one, get_input_signature(model))
+    model.export(folder, format="tf_saved_model", verbose=False, input_signature=signature)
     return folder
 
 
@@ -154,21 +164,30 @@ def _streaming_spec(data, spec):
     return {**spec, "frame_input": inputs["frame"], "scores_output": outputs[0], "states": states}
 
 
-def _window_representative(windows):
+def _window_representative(windows, progress):
     def generate():
-        for window in windows:
+        for window in _bar(windows, progress, "calibrating window model"):
             yield [window[None].astype(np.float32)]
     return generate
 
 
-def _step_representative(pairs, spec, limit=CALIBRATION_STEPS):
+def _bar(items, progress, what):
+    """items with a progress bar on `progress` (a terminal), else as they are."""
+    if progress is None or not progress.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=what, file=progress, unit="sample", leave=False)
+
+
+def _step_representative(pairs, spec, progress, limit=CALIBRATION_STEPS):
     """Real (frame, state) pairs from float runs, keyed by input name, spread over windows and steps."""
     steps, batch = len(pairs), len(pairs[0][0])
     picks = np.random.default_rng(0).choice(steps * batch, size=min(limit, steps * batch), replace=False)
     names = [state["name"] for state in spec["states"]]
 
     def generate():
-        for pick in sorted(picks):
+        for pick in _bar(sorted(picks), progress, "calibrating step model"):
             frame, states = pairs[pick // batch]
             row = pick % batch
             yield {"frame": frame[row:row + 1], **{n: s[row:row + 1] for n, s in zip(names, states)}}
@@ -200,16 +219,18 @@ def _run_stream(data, spec, windows):
 
 
 def convert_rnn(keras_model, mode="float32", io="float", calibration=None, eval_data=None, streaming=False,
-                frames=None, calibration_size=200):
-    """Lower and convert an RNN model; returns {"tflite": bytes, "manifest": {...fragments}} (see module doc)."""
-    result = convert_rnn_modes(keras_model, [mode], io, calibration, eval_data, streaming, frames, calibration_size)
+                frames=None, calibration_size=200, progress=None):
+    """Lower and convert an RNN model; returns {"tflite": bytes, "manifest": {...fragments}} (see module doc).
+    progress: a stream for progress bars (shown when it is a terminal)."""
+    result = convert_rnn_modes(keras_model, [mode], io, calibration, eval_data, streaming, frames, calibration_size,
+                               progress)
     if "error" in result[mode]:
         raise EdgennError(result[mode]["error"])
     return result[mode]
 
 
 def convert_rnn_modes(keras_model, modes, io="float", calibration=None, eval_data=None, streaming=False,
-                      frames=None, calibration_size=200):
+                      frames=None, calibration_size=200, progress=None):
     """{mode: convert_rnn result, or {"error": one line} for a mode TFLite cannot do}, lowering and tracing once."""
     model = load_keras(keras_model) if isinstance(keras_model, (str, os.PathLike)) else keras_model
     for mode in modes:
@@ -246,12 +267,12 @@ def convert_rnn_modes(keras_model, modes, io="float", calibration=None, eval_dat
             if calibration is not None:
                 batch_step, _ = rnn_lower.build_step_model(model, plan=plan, batch_size=None)
                 step_representative = _step_representative(rnn_lower.step_through(batch_step, calibration, spec)[1],
-                                                            spec)
+                                                            spec, progress)
         if streaming:
             lowering["streaming"] = ("single-step model with explicit state inputs/outputs (h, c per recurrent "
                                      "layer, ring buffers for Conv1D context), same weights; states are "
                                      "requantized between steps")
-        window_representative = None if calibration is None else _window_representative(calibration)
+        window_representative = None if calibration is None else _window_representative(calibration, progress)
         results = {}
         for mode in modes:
             quantized = mode in CALIBRATED
@@ -298,7 +319,7 @@ def _windows(array, shape, what):
         array = array[..., None]
     if array.ndim != len(shape) + 1 or array.shape[1:] != shape:
         raise EdgennError(f"{what} windows have shape {list(array.shape[1:])}, the model needs {list(shape)}; "
-                          "use the model's audio front-end parameters and window length")
+                          "give samples of that shape (audio: the model's front-end parameters and window length)")
     return array
 
 
@@ -317,52 +338,72 @@ def pipeline_convert(model_path, options, progress):
     "labels", "input_shape"; its "provenance" — training data, licences — goes into the manifest's). A
     streaming bundle holds only the step model; `edgenn listen` runs it in streaming mode, and in window
     mode by replaying each window from zero state. For the faster window
-    mode convert again without --streaming (two bundles, as tests/test_listen.py does)."""
+    mode convert again without --streaming (two bundles, as tests/test_listen.py does).
+
+    Data: a folder of WAVs (subfolder = label) through the audio front-end, or arrays (.npz with x/y, a
+    folder of .npy; converters/array_data.py) of the model's input shape. A model with no audio front-end
+    and no WAVs is a sequence classifier (task classify): RNNs read any time series."""
+    from edgenn.converters import array_data
     from edgenn.converters.audio_data import load_windows
 
     say = (lambda text: print(text, file=progress)) if progress.isatty() else (lambda text: None)
     warnings = []
-    if options.task not in (None, "keywords", "audio_classify"):
+    if options.task not in (None, "classify", "keywords", "audio_classify"):
         raise EdgennError(f"{model_path} is a recurrent model; --task {options.task} is for pictures: use --task "
-                          "keywords (or audio_classify)")
+                          "keywords or audio_classify (audio), or classify (any other sequence)")
     if options.debug_layers:
         warnings.append("--debug-layers is not available for RNN models yet; converted without the per-layer table")
     sidecar = _sidecar(model_path)
-    params = _frontend_params(getattr(options, "frontend", None), sidecar, warnings)
-    frames = getattr(options, "frames", None) or (sidecar.get("input_shape") or [None])[0]
     model = load_keras(model_path)
+    task = options.task or _task(options, sidecar)
+    params = _frontend_params(getattr(options, "frontend", None), sidecar, warnings) if task != "classify" else None
+    frames = getattr(options, "frames", None) or (sidecar.get("input_shape") or [None])[0]
     if model.inputs[0].shape[1] is not None:
         frames = getattr(options, "frames", None)  # a fixed time length needs no --frames (analyze checks it)
     labels = load_labels_file(options.labels) if options.labels else sidecar.get("labels")
     quantized = options.quantize in ("int8", "int16x8")
+    plan = rnn_lower.analyze(model, frames)  # the window length before reading any data
+
+    def read(source, limit, what):
+        say(f"reading {source} ...")
+        if array_data.is_array_source(source):
+            return array_data.load_arrays(source, labels, limit, what)
+        if params is None:
+            raise EdgennError(f"{what} {source}: give an .npz (x, optional y) or a folder of .npy files for a "
+                              "sequence model; WAV folders are for --task keywords / audio_classify")
+        return load_windows(source, params, plan.frames, labels, limit)
 
     calibration = evaluation = None
     source = options.eval
     if options.calibration:
-        plan = rnn_lower.analyze(model, frames)  # the window length before reading any audio
-        say(f"reading {options.calibration} ...")
         limit = options.num_calibration + (0 if options.eval else options.num_calibration // 4)
-        windows, truth, labels = load_windows(options.calibration, params, plan.frames, labels, limit)
+        windows, truth, labels = read(options.calibration, limit, "--calibration")
         if options.eval:
             calibration = windows
-        else:  # hold back every 5th clip for the evaluation, as for pictures
+        else:  # hold back every 5th sample for the evaluation, as for pictures
             held = np.arange(len(windows)) % 5 == 4
-            calibration, evaluation = windows[~held], (windows[held], truth[held])
-            source = f"held-back calibration clips (every 5th of {options.calibration})"
+            calibration = windows[~held]
+            evaluation = (windows[held], None if truth is None else truth[held])
+            source = f"held-back calibration samples (every 5th of {options.calibration})"
     if options.eval:
-        plan = rnn_lower.analyze(model, frames)
-        windows, truth, labels = load_windows(options.eval, params, plan.frames, labels, options.num_eval)
+        windows, truth, labels = read(options.eval, options.num_eval, "--eval")
         evaluation = (windows, truth)
+    if evaluation is None or not len(evaluation[0]):
+        # no data to check against: random windows still show how far the converted model is from Keras
+        shape = (plan.frames, *plan.frame_shape)
+        evaluation = (np.random.default_rng(0).standard_normal((GENERATED_WINDOWS, *shape)).astype(np.float32), None)
+        source = f"{GENERATED_WINDOWS} generated inputs (standard normal; no --calibration or --eval data)"
     n_classes = int(model.outputs[0].shape[-1])
     labels = list(labels) if labels else [f"class{i}" for i in range(n_classes)]
     if len(labels) != n_classes:
         raise EdgennError(f"{len(labels)} labels ({', '.join(labels[:4])}...) but the model has {n_classes} outputs; "
-                          "fix --labels or the WAV subfolder names")
+                          "fix --labels or the data's label names / subfolders")
 
     say(f"converting {model_path} ({options.quantize}{', streaming' if options.streaming else ''}) ...")
     started = time.time()
     result = convert_rnn(model, options.quantize, options.io, calibration if quantized else None, evaluation,
-                         options.streaming, frames, calibration_size=len(calibration) if quantized else 0)
+                         options.streaming, frames, calibration_size=len(calibration) if quantized else 0,
+                         progress=progress)
     seconds = time.time() - started
     fragments = result["manifest"]
     fields = {key: fragments[key] for key in ("lowering", "streaming") if key in fragments}
@@ -380,9 +421,11 @@ def pipeline_convert(model_path, options, progress):
         report = edgetpu.report_lines(edgetpu.compatibility(result["tflite"]))
     from edgenn.converters.pipeline import _runtime_support  # one definition of what runs a bundle
 
+    if params is not None:
+        fields["audio_frontend"] = params.to_dict()
     manifest = new_manifest(
-        options.name or Path(model_path).stem.replace(" ", "_"), options.task or "keywords", fragments["inputs"],
-        version=options.version, labels=labels, audio_frontend=params.to_dict(), quantization=quantization,
+        options.name or Path(model_path).stem.replace(" ", "_"), task, fragments["inputs"],
+        version=options.version, labels=labels, quantization=quantization,
         target=options.target, runtime_support=_runtime_support(result["tflite"], options, []),
         provenance={"source": Path(model_path).name, "source_sha256": _sha256(model_path),
                     "tensorflow": tf.__version__, "keras": keras.__version__, "edgenn": edgenn_version,
@@ -391,6 +434,17 @@ def pipeline_convert(model_path, options, progress):
         **fields)
     return {"tflite": result["tflite"], "manifest": manifest, "labels": labels, "table": table,
             "warnings": warnings + fragments["lowering"]["notes"], "edgetpu_report": report, "extra_files": []}
+
+
+def _task(options, sidecar):
+    """keywords when anything says the model hears audio (a front-end, WAV data), else classify: RNNs read any
+    sequence."""
+    from edgenn.converters.array_data import is_array_source
+
+    sources = [s for s in (options.calibration, options.eval) if s]
+    audio = getattr(options, "frontend", None) or sidecar.get("frontend") or \
+        any(not is_array_source(s) for s in sources)
+    return "keywords" if audio else "classify"
 
 
 def _sidecar(model_path):
@@ -435,7 +489,7 @@ def _pipeline_evaluation(evaluation, source):
 
 
 def _table(evaluation):
-    rows = [("clips", str(evaluation["samples"]), "")]
+    rows = [("samples", str(evaluation["samples"]), "")]
     if "accuracy_float" in evaluation:
         rows.append(("accuracy", f"{100 * evaluation['accuracy_float']:.2f} %",
                      f"{100 * evaluation['accuracy_converted']:.2f} %"))

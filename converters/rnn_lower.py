@@ -142,6 +142,20 @@ def _apply(layer, new, tensor, **call):
     return out
 
 
+def _one_step(layer, frame, states):
+    """(output [batch, units], next states) of a recurrent layer's cell on one frame [batch, 1, features].
+
+    The cell is called directly: the layer over a time axis of one frame converts to UNPACK (and TRANSPOSE),
+    which the Edge TPU does not run and every runtime pays for."""
+    rebuilt = _rebuild(layer, stateful=False)
+    rebuilt.build(frame.shape)
+    rebuilt.set_weights(layer.get_weights())
+    rebuilt.cell.name = f"{layer.name}_cell"  # cells are all "gru_cell", "lstm_cell"...: names must be unique
+    flat = keras.layers.Reshape((frame.shape[-1],))(frame)
+    output, next_states = rebuilt.cell(flat, list(states))
+    return output, next_states if isinstance(next_states, (list, tuple)) else [next_states]
+
+
 def lower_window(model, frames=None, plan=None, batch_size=1):
     """Fixed-length, batch-1 copy of `model` with unrolled recurrent layers (same weights).
 
@@ -196,9 +210,9 @@ def build_step_model(model, frames=None, plan=None, batch_size=1):
             if position == last_rnn and layer.get_config()["return_sequences"]:
                 raise EdgennError(f"the last recurrent layer {layer.name!r} returns sequences; streaming needs it to "
                                   "return its last output (return_sequences=False) followed by the head")
-            out = _apply(layer, _rebuild(layer, unroll=True, stateful=False, return_state=True), x,
-                         initial_state=initial)
-            x, next_states = out[0], out[1:]
+            x, next_states = _one_step(layer, x, initial)
+            if position != last_rnn:
+                x = keras.layers.Reshape((1, units))(x)
             state_outputs += list(next_states)
         elif name == "Conv1D":
             config = layer.get_config()

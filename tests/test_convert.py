@@ -215,3 +215,8 @@ def test_allow_flex_warns(tiny, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "no device runtime" in done.stderr
     assert read_manifest(tmp_path / "flex.tflite")["runtime_support"]["ai-edge-litert"].startswith("no")
+
+
+def test_conversion_without_data_still_compares_with_keras(converted):
+    evaluation = converted[("classifier_h5", "float16", "float")].manifest["evaluation"]
+    assert "generated pictures" in evaluation["source"] and evaluation["top1_agreement"] >= 0.9
