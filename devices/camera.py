@@ -35,6 +35,7 @@ from edgenn.devices.preview import PreviewServer, PreviewState, parse_address
 from edgenn.devices.recorder import Recorder, check_path
 from edgenn.devices.run_control import StopOnSignals, preferred_runtime, put_until_stopped, resolve_model
 from edgenn.devices.sources import Capture, default_source, open_source
+from edgenn.devices.thread_choice import ThreadChoice, candidates
 
 END = object()  # marks the end of the frames in the stage queues
 WINDOW = "edgenn camera"
@@ -54,15 +55,24 @@ def open_task(model, labels=None, decoder=None, threshold=None, max_detections=N
     return task, name
 
 
-def spare_core_threads(board=None):
-    """Interpreter threads for the camera: every core (the board profile's, else this machine's) but
-    one, which capture, preparation and drawing need to keep the model fed (on 2 cores a second model
-    thread halves the FPS kept)."""
+def machine_cores(board=None):
+    """Cores the model may use: the board profile's big cores, else the ones this process may run on."""
     if board is not None:
-        cores = board.threads
-    else:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
-    return max(1, cores - 1)
+        return board.threads
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
+
+
+def open_thread_candidates(task, model, runtime, counts, why):
+    """ThreadChoice over `task`'s model (opened with counts[0] threads) and the same file with the other
+    counts, each invoked once first: XNNPACK packs its weights on the first invoke, not to be timed."""
+    models = {counts[0]: task.model}
+    for count in counts[1:]:
+        models[count] = open_model(resolve_model(model), runtime=runtime, threads=count)
+    for candidate in models.values():
+        tensor = candidate.inputs[0]
+        candidate.set_input(0, np.zeros(tensor.shape, tensor.dtype))
+        candidate.invoke()
+    return ThreadChoice(models, why)
 
 
 def check_display():
@@ -134,8 +144,9 @@ class CameraRunner:
     """Runs a VisionTask on a Capture until the source ends, a limit is reached or stop() is called."""
 
     def __init__(self, task, capture, model_name="model", sink=None, recorder=None, preview=None,
-                 display=False, max_frames=None, duration=None, on_result=None, log=None):
+                 display=False, max_frames=None, duration=None, on_result=None, log=None, thread_choice=None):
         self.task, self.capture, self.model_name = task, capture, model_name
+        self.thread_choice = thread_choice or ThreadChoice({None: task.model}, "given")
         self.sink, self.recorder, self.preview, self.display = sink, recorder, preview, display
         self.max_frames, self.duration, self.on_result = max_frames, duration, on_result
         self.log = log or (lambda message: None)
@@ -178,13 +189,15 @@ class CameraRunner:
     # --- inference thread
     def _infer_loop(self):
         stop = self.stop_event
-        model = self.task.model
+        choice = self.thread_choice
+        last_end = time.monotonic()
         try:
             while not stop.is_set():
                 item = self.handoff.take(stop)
                 if item is END or item is None:
                     break
                 frame, array, context = item
+                model = choice.model
                 start = time.monotonic()
                 if not self.capture.lossless:
                     self.busy_until = start + self.stats.recent(self.stats.invoke)
@@ -195,6 +208,12 @@ class CameraRunner:
                 self.stats.invoke.append(end - start)
                 self.stats.age.append(start - frame.stamp)
                 self._put_result((frame, context, outputs))
+                if choice.chosen is None:
+                    choice.record(end - last_end, end - start)
+                    if choice.chosen is not None:
+                        self.task.model = choice.model
+                        self.log(f"threads: {choice.chosen} ({choice.why})")
+                last_end = end
         except Exception as exc:
             self.failure = f"running the model failed: {exc}"
         self._put_result(END)
@@ -274,6 +293,7 @@ class CameraRunner:
                               "p90": round(1000 * percentile(s.invoke, 90), 2)},
                 "prepare_ms": {"p50": round(1000 * percentile(s.prepare, 50), 2)},
                 "frame_age_ms": {"mean": round(1000 * float(np.mean(s.age)), 2) if s.age else 0.0},
+                "threads": self.thread_choice.summary(),
                 "reconnects": self.capture.reconnect_attempts, "stopped_by": self.reason, "error": error}
 
 
@@ -286,7 +306,8 @@ def run_camera(model, source=None, *, labels=None, decoder=None, threshold=None,
     (its "error" is set when the source was lost or a stage failed). Threads and runtime not given
     come from the board's profile. events: a sink spec or a list of them ('-', FILE, mqtt://HOST[:PORT]/TOPIC).
     realtime=True (or fps) plays a recorded source at its frame rate (fps, else its own) dropping frames
-    the model cannot keep up with, as a live camera would."""
+    the model cannot keep up with, as a live camera would. threads: interpreter threads; None measures
+    (devices/thread_choice.py) and the summary's "threads" says what was kept and why."""
     log = log or (lambda message: print(f"edgenn: {message}", file=sys.stderr))
     if display:
         check_display()
@@ -294,8 +315,11 @@ def run_camera(model, source=None, *, labels=None, decoder=None, threshold=None,
         check_path(record)
     address = parse_address(preview) if preview else None
     board = profiles.detect()
-    task, name = open_task(model, labels, decoder, threshold, max_detections, top_k, iou_threshold,
-                           preferred_runtime(runtime, board), threads or spare_core_threads(board))
+    runtime = preferred_runtime(runtime, board)
+    counts = [threads] if threads else candidates(machine_cores(board))
+    task, name = open_task(model, labels, decoder, threshold, max_detections, top_k, iou_threshold, runtime,
+                           counts[0])
+    choice = open_thread_candidates(task, model, runtime, counts, "--threads" if threads else None)
     src = open_source(default_source(board, log) if source is None else source, size=size, fps=fps)
     pace = (fps or "native") if (realtime or fps) and not src.live else None
     capture = Capture(src, pace_fps=pace, size=size, reconnects=reconnects, backoff=backoff, log=log)
@@ -309,7 +333,7 @@ def run_camera(model, source=None, *, labels=None, decoder=None, threshold=None,
         sink = make_sink(events) if events else None
         recorder = Recorder(record, fps or src.fps or 15.0) if record else None
         runner = CameraRunner(task, capture, name, sink, recorder, state, display, max_frames, duration,
-                              on_result, log)
+                              on_result, log, choice)
         if on_start:
             on_start(runner)
         with StopOnSignals(runner.stop, runner.stop_event.is_set):

@@ -52,6 +52,13 @@ def edgenn_cmd():
     return [str(exe)]
 
 
+def build_models(script, root):
+    """Run tests/SCRIPT ROOT, which builds Keras models with TensorFlow in its own process; returns ROOT."""
+    subprocess.run([sys.executable, str(REPO / "tests" / script), str(root)], check=True, capture_output=True,
+                   timeout=600)
+    return root
+
+
 def run_cli(args, **kwargs):
     """Run `edgenn ARGS` in a child process; returns CompletedProcess with text output."""
     exe = Path(sys.executable).with_name("edgenn")

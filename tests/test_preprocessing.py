@@ -4,13 +4,11 @@ pictures fed as the camera runner feeds them; the near-chance guard stops a mism
 Models come from tests/preprocessing_models.py, built in a subprocess (no TensorFlow in pytest)."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import build_models, run_cli
 from edgenn.bundle import read_manifest
 from edgenn.converters.pipeline import Options, convert_all
 from edgenn.runtime import open_model
@@ -21,10 +19,7 @@ MODELS = ("rescale_255", "minus1_to_1", "normalization")
 
 @pytest.fixture(scope="session")
 def made(tmp_path_factory):
-    root = tmp_path_factory.mktemp("preprocessing")
-    subprocess.run([sys.executable, str(REPO / "tests" / "preprocessing_models.py"), str(root)], check=True,
-                   capture_output=True, timeout=600)
-    return root
+    return build_models("preprocessing_models.py", tmp_path_factory.mktemp("preprocessing"))
 
 
 @pytest.fixture(scope="session")

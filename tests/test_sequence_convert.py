@@ -2,13 +2,11 @@
 calibrated from .npz / a folder of .npy, converted to int8 window and streaming bundles (task classify).
 Models come from tests/sequence_models.py (a subprocess: no TensorFlow in pytest)."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import build_models, run_cli
 from edgenn.bundle import read_manifest
 from edgenn.converters.pipeline import Options, convert_all
 from edgenn.modelfile import read_contents
@@ -27,10 +25,7 @@ CASES = {  # name: (model, options)
 
 @pytest.fixture(scope="session")
 def made(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sequences")
-    subprocess.run([sys.executable, str(REPO / "tests" / "sequence_models.py"), str(root)], check=True,
-                   capture_output=True, timeout=600)
-    return root
+    return build_models("sequence_models.py", tmp_path_factory.mktemp("sequences"))
 
 
 @pytest.fixture(scope="session")

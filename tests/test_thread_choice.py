@@ -1,0 +1,70 @@
+"""Interpreter threads chosen by measurement (devices/thread_choice.py): the decision rule on recorded timings,
+and the camera runner measuring, keeping one setting and saying why."""
+
+from edgenn.devices import camera
+from edgenn.devices.thread_choice import BLOCK, ROUNDS, ThreadChoice, candidates
+
+SSD = "models/tflite_support/coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
+
+
+def test_candidates_are_all_cores_and_all_but_one():
+    assert candidates(4) == [4, 3] and candidates(2) == [2, 1] and candidates(1) == [1]
+
+
+def feed(choice, timings):
+    """timings: {threads: (seconds a frame, invoke seconds)}; runs frames until the choice is made."""
+    while choice.chosen is None:
+        choice.record(*timings[choice.threads])
+    return choice
+
+
+def test_the_setting_that_finishes_frames_fastest_is_kept():
+    choice = feed(ThreadChoice({2: "two", 1: "one"}), {2: (0.008, 0.0075), 1: (0.014, 0.0135)})
+    assert choice.chosen == 2 and choice.model == "two" and list(choice.models) == [2]
+    assert choice.frames == BLOCK * ROUNDS * 2 and "8.0 ms a frame" in choice.why
+    # the model's invoke is shorter with 2 threads but the pipeline around it starves: 1 thread wins
+    assert feed(ThreadChoice({2: "two", 1: "one"}), {2: (0.0021, 0.0009), 1: (0.0016, 0.0012)}).chosen == 1
+
+
+def test_when_the_source_sets_the_pace_the_shorter_invoke_wins():
+    choice = feed(ThreadChoice({2: "two", 1: "one"}), {2: (0.0333, 0.007), 1: (0.0334, 0.013)})
+    assert choice.chosen == 2 and "same pace" in choice.why
+
+
+def test_blocks_alternate_and_the_first_frame_of_a_block_is_not_timed():
+    choice = ThreadChoice({2: "two", 1: "one"})
+    seen = []
+    for _ in range(2 * BLOCK):
+        seen.append(choice.threads)
+        choice.record(1.0 if len(seen) in (1, BLOCK + 1) else 0.01, 0.005)
+    assert seen == [2] * BLOCK + [1] * BLOCK
+    assert max(choice.frame_times[2] + choice.frame_times[1]) == 0.01
+
+
+def test_an_unfinished_measurement_says_so():
+    choice = ThreadChoice({2: "two", 1: "one"})
+    choice.record(0.01, 0.005)
+    assert "before the measurement" in choice.summary()["why"]
+    assert ThreadChoice({3: "three"}, "--threads").summary() == {"threads": 3, "why": "--threads"}
+
+
+def test_camera_measures_threads_on_a_video_and_reports_the_choice(fixtures_dir, tmp_path):
+    import cv2
+    import numpy as np
+
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30, (320, 240))
+    picture = cv2.resize(cv2.imread(str(fixtures_dir / "images/tflite_support/dogs.jpg")), (320, 240))
+    for i in range(60):
+        writer.write(np.roll(picture, i, axis=1))
+    writer.release()
+    logs = []
+    summary = camera.run_camera(fixtures_dir / SSD, str(video), log=logs.append)
+    assert summary["frames"] == 60 and summary["threads"]["threads"] in candidates(camera.machine_cores())
+    assert summary["threads"]["why"].startswith("measured on") and any(line.startswith("threads:") for line in logs)
+    given = camera.run_camera(fixtures_dir / SSD, str(video), threads=1, max_frames=5, log=logs.append)
+    assert given["threads"] == {"threads": 1, "why": "--threads"}
+
+
+def test_one_core_has_nothing_to_measure():
+    assert ThreadChoice({c: c for c in candidates(1)}).summary()["why"] == "one candidate"
