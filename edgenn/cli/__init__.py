@@ -79,8 +79,16 @@ def main(argv=None):
     except click.exceptions.Abort:
         click.echo("edgenn: interrupted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
+    except getattr(click.exceptions, "NoArgsIsHelpError", ()) as exc:  # click >= 8.2: `edgenn` alone shows help
         exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        # One line like every other error, instead of click's usage block; the command's --help has the rest.
+        command = exc.ctx.command_path if exc.ctx else "edgenn"
+        click.echo(f"edgenn: error: {exc.format_message().rstrip('.')}; see `{command} --help`", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"edgenn: error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except EdgennError as exc:
         click.echo(f"edgenn: error: {exc}", err=True)

@@ -6,6 +6,7 @@ import click
 
 from edgenn.benchmark import bench as run_bench
 from edgenn.benchmark import plot_latencies
+from edgenn.cli.outputs import check_writable
 
 
 def _threads(ctx, param, value):
@@ -36,6 +37,8 @@ def bench(model, compare, threads, runs, warmup, runtime, as_json, plot):
       edgenn bench detector_int8.tflite --threads 1,2,4
       edgenn bench detector_int8.tflite --compare detector_float32.tflite --plot latency.png
     """
+    if plot:
+        check_writable(plot, "--plot")
     paths = [model] + ([compare] if compare else [])
     report, samples = run_bench(paths, threads, warmup, runs, runtime)
     if plot:

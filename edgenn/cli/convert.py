@@ -2,6 +2,8 @@
 
 import click
 
+from edgenn.cli.outputs import check_writable
+
 
 def _numbers(text):
     try:
@@ -13,9 +15,11 @@ def _numbers(text):
 def _size(text):
     try:
         height, width = (int(x) for x in text.lower().split("x"))
-        return height, width
     except ValueError:
         raise click.BadParameter(f"{text!r} is not HxW (for example 96x96)") from None
+    if height < 1 or width < 1:  # refused here: TensorFlow would fail later with its own multi-line text
+        raise click.BadParameter(f"{text!r}: height and width must be 1 or more (for example 96x96)")
+    return height, width
 
 
 @click.command()
@@ -74,6 +78,7 @@ def convert(model, output, task, quantize, io, calibration, eval_data, labels, s
     """
     from edgenn.converters.pipeline import Options, convert as run
 
+    check_writable(output, "-o")
     options = Options(task=task, quantize=quantize, io=io, calibration=calibration, eval=eval_data, labels=labels,
                       name=name, version=model_version, target=target, max_drop=max_drop, allow_flex=allow_flex,
                       num_calibration=num_calibration, num_eval=num_eval, debug_layers=debug_layers,
