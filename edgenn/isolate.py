@@ -19,12 +19,14 @@ def _child(conn, func, args, kwargs):
         conn.close()
 
 
-def run_isolated(func, *args, what="the work", timeout=None, **kwargs):
+def run_isolated(func, *args, what="the work", timeout=None, crash_hint="the input is likely corrupt or unsupported",
+                 **kwargs):
     """Call func(*args, **kwargs) in a forked child and return its (picklable) result.
 
     A child that raises EdgennError re-raises it here; one that dies on a signal or raises anything
-    else becomes EdgennError naming `what` went wrong. Fork keeps start-up cheap (imports are shared);
-    the caller must not be holding threads that the child needs."""
+    else becomes EdgennError naming `what` went wrong (a death on a signal followed by crash_hint, the
+    likely cause). Fork keeps start-up cheap (imports are shared); the caller must not be holding
+    threads that the child needs."""
     context = multiprocessing.get_context("fork")
     parent_conn, child_conn = context.Pipe(duplex=False)
     process = context.Process(target=_child, args=(child_conn, func, args, kwargs), daemon=True)
@@ -48,7 +50,7 @@ def run_isolated(func, *args, what="the work", timeout=None, **kwargs):
         code = process.exitcode
         if code is not None and code < 0:
             name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-            raise EdgennError(f"{what} crashed ({name}); the input is likely corrupt or unsupported")
+            raise EdgennError(f"{what} crashed ({name}); {crash_hint}")
         raise EdgennError(f"{what} ended without a result (exit code {code})")
     if message[0] == "ok":
         return message[1]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgenn.bundle import check_tflite, load_bytes
+from edgenn.bundle import load_bytes
 from edgenn.errors import EdgennError
 from edgenn.isolate import run_isolated
 from edgenn.modelfile import read_contents
@@ -203,9 +203,13 @@ def open_model(model, runtime=None, threads=None, edgetpu_device=None, probe=Tru
     interpreter gives an error here instead of killing the caller."""
     data = load_bytes(model)
     source = "model" if isinstance(model, (bytes, bytearray, memoryview)) else str(model)
-    check_tflite(data, source)
+    read_contents(data, source)  # a damaged file is refused here, so a crash below is the runtime's
     if probe:
-        run_isolated(_probe, data, runtime, threads, edgetpu_device, source, what=f"loading {source}",
-                     timeout=120)
+        name, _, _, version = choose_runtime(runtime)
+        others = ", ".join(r for r in RUNTIMES if r != name)
+        run_isolated(_probe, data, runtime, threads, edgetpu_device, source, timeout=120,
+                     what=f"{_DISTRIBUTIONS[name]} {version} loading {source}",
+                     crash_hint=f"the file reads as a valid TFLite model, so the runtime failed on it: upgrade it "
+                                f"(pip install -U {_DISTRIBUTIONS[name]}) or try another with --runtime ({others})")
     name, version, interpreter = _make_interpreter(data, runtime, threads, edgetpu_device, source)
     return Model(interpreter, name, version, source)
