@@ -194,3 +194,8 @@ def test_fleet_with_one_device_down(lab, tmp_path):
     assert not (tmp_path / "pi2").exists()
     listed = run_cli(["models", "pi0", "-i", inventory, "--ssh-config", lab.ssh_config, "--json"])
     assert listed.returncode == 0 and json.loads(listed.stdout)[0]["active"] is True
+    group = run_cli(["models", "fleet", "-i", inventory, "--ssh-config", lab.ssh_config], timeout=120)
+    assert group.returncode == 1, group.stderr
+    assert [line.split()[:3] for line in group.stdout.splitlines()] == [
+        ["*", "pi0", "shapes"], ["*", "pi1", "shapes"], ["pi2", "FAILED:", f"root@127.0.0.1:{lab.servers[2].port}:"]]
+    assert group.stderr == "edgenn: error: 1 of 3 devices could not be listed: pi2; see above\n"

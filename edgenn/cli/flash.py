@@ -154,20 +154,32 @@ def models(target, as_json, **connection):
     Example:
       edgenn models pi@192.168.1.20
     """
-    from edgenn.flash.actions import models as list_models
+    from edgenn.flash.fleet import models as list_all
 
     found, ssh_options = _setup([target], **connection)
-    rows = []
-    for device in found:
-        for item in list_models(device, ssh_options):
-            rows.append({"target": device.label, **dataclasses.asdict(item)})
+    rows, failed = [], []
+    for device, installed, error in list_all(found, ssh_options):
+        if error and len(found) == 1:
+            raise EdgennError(error)
+        if error:
+            failed.append({"target": device.label, "error": error})
+        else:
+            rows.extend({"target": device.label, **dataclasses.asdict(item)} for item in installed)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    if not rows:
+        click.echo(json.dumps(rows + failed, indent=2))
+    else:
+        _print_models(rows, failed)
+    if failed:
+        raise EdgennError(f"{len(failed)} of {len(found)} devices could not be listed: "
+                          f"{', '.join(f['target'] for f in failed)}; see above")
+
+
+def _print_models(rows, failed):
+    if not rows and not failed:
         click.echo("no models installed")
-        return
     for row in rows:
         when = datetime.datetime.fromtimestamp(row["installed"]).strftime("%Y-%m-%d %H:%M") if row["installed"] else "?"
         click.echo(f"{'*' if row['active'] else ' '} {row['target']}  {row['name']}  {row['version']}  "
                    f"{row['sha256'] or '(not installed by edgenn)'}  {when}")
+    for failure in failed:
+        click.echo(f"  {failure['target']}  FAILED: {failure['error']}")
