@@ -1,8 +1,42 @@
 """`edgenn service`: run `edgenn camera` or `edgenn listen` as a systemd service on this device."""
 
+import getpass
+import importlib
+import sys
+
 import click
 
+from edgenn.cli import COMMANDS
 from edgenn.errors import EdgennError
+
+
+def check_runner_args(mode, model, args):
+    """Parse `edgenn MODE MODEL ARGS` with the runner's own options without running it, so an option it
+    would refuse fails now instead of at every start of the service."""
+    module, name = COMMANDS[mode].split(":")
+    runner = getattr(importlib.import_module(module), name)
+    try:
+        runner.make_context(f"edgenn {mode}", [model, *args])
+    except click.UsageError as exc:
+        raise click.UsageError(f"the service would run `edgenn {mode}` with arguments it refuses: "
+                               f"{exc.format_message()}", ctx=exc.ctx) from None
+    except EdgennError as exc:
+        raise EdgennError(f"the service would run `edgenn {mode}` with arguments it refuses: {exc}") from None
+
+
+def offer_lingering(units):
+    """A user unit starts at boot only when systemd lingers for the user: ask to enable it on a terminal,
+    else print the one command that does."""
+    user = getpass.getuser()
+    if units.lingering(user):
+        return
+    command = f"loginctl enable-linger {user}"
+    if sys.stdin.isatty() and click.confirm(f"lingering is off for {user}, so the service starts at boot only "
+                                            f"once {user} logs in; enable it ({command})?", default=True):
+        units.enable_lingering(user)
+        click.echo(f"lingering enabled for {user}: the service starts at boot")
+    else:
+        click.echo(f"note: to start it at boot without a login, run: {command}")
 
 
 @click.group()
@@ -38,6 +72,7 @@ def install(mode, model, args, models_dir, system, run_as, dry_run, no_start):
     from edgenn.flash import service as units
 
     text = units.render(mode, model, args, models_dir, system, run_as)
+    check_runner_args(mode, model, args)
     if dry_run:
         click.echo(text, nl=False)
         return
@@ -52,6 +87,8 @@ def install(mode, model, args, models_dir, system, run_as, dry_run, no_start):
     units.systemctl(system, "enable", *([] if no_start else ["--now"]), name)
     click.echo(f"{path}: installed and {'enabled' if no_start else 'started'}; "
                f"logs: journalctl {'' if system else '--user '}-u {name}")
+    if not system:
+        offer_lingering(units)
 
 
 @service.command()

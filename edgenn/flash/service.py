@@ -94,6 +94,24 @@ def systemctl(system, *args):
                           "for a user unit on a headless device run `loginctl enable-linger`")
 
 
+def lingering(user):
+    """Whether systemd keeps USER's services running without a login, so a user unit starts at boot;
+    False when loginctl cannot tell (no systemd-logind)."""
+    exe = shutil.which("loginctl")
+    if exe is None:
+        return False
+    done = subprocess.run([exe, "show-user", user, "--property=Linger", "--value"], capture_output=True, text=True)
+    return done.returncode == 0 and done.stdout.strip() == "yes"
+
+
+def enable_lingering(user):
+    exe = shutil.which("loginctl")
+    done = subprocess.run([exe, "enable-linger", user], capture_output=True, text=True) if exe else None
+    if done is None or done.returncode != 0:
+        reason = "loginctl not found" if done is None else done.stderr.strip() or f"exit code {done.returncode}"
+        raise EdgennError(f"cannot enable lingering for {user} ({reason}); run `sudo loginctl enable-linger {user}`")
+
+
 def verify(path):
     """Problems `systemd-analyze verify` finds in a unit file ('' when clean); None without systemd-analyze."""
     exe = shutil.which("systemd-analyze")
