@@ -5,7 +5,9 @@ import glob
 import importlib
 import importlib.metadata
 import os
+import platform
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -55,6 +57,27 @@ def check_python():
                  required=True)
 
 
+def check_architecture():
+    """32-bit Pi OS cannot run edgenn: the wheels it needs are built for 64-bit ARM (aarch64) only."""
+    machine = platform.machine()
+    if machine in ("armv7l", "armv6l"):
+        return Check("architecture", False, f"32-bit ARM ({machine}): ai-edge-litert has no 32-bit ARM build, and "
+                     "PyPI has no numpy or OpenCV wheels for it", "install Raspberry Pi OS (64-bit) "
+                     "(a Pi 3, 4, 5 or Zero 2 W runs it); `uname -m` must say aarch64", required=True)
+    return Check("architecture", True, machine or "unknown")
+
+
+def import_error(module):
+    """Why MODULE fails to import, or None when it imports. Tried in a child: TensorFlow's import logs
+    to stderr and a runtime built against another numpy prints pages there, which stay in the child."""
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if done.returncode == 0:
+        return None
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit code {done.returncode}"
+
+
 def check_runtimes():
     checks, usable = [], 0
     numpy_version = _version("numpy") or "missing"
@@ -62,16 +85,16 @@ def check_runtimes():
         installed = _version(_DISTRIBUTIONS[name])
         if not installed:
             continue
-        try:
-            importlib.import_module(_MODULES[name])
+        error = import_error(_MODULES[name])
+        if error is None:
             usable += 1
             checks.append(Check(f"runtime {name}", True, f"{_DISTRIBUTIONS[name]} {installed} imports"))
-        except Exception as exc:  # a runtime built against another numpy fails in many ways
-            fix = (f"tflite-runtime needs numpy < 2 (numpy {numpy_version} here): pip install 'numpy<2', "
-                   "or use ai-edge-litert instead" if name == "tflite_runtime" else
-                   f"reinstall it: pip install --force-reinstall {_DISTRIBUTIONS[name]}")
-            checks.append(Check(f"runtime {name}", False, f"{_DISTRIBUTIONS[name]} {installed} fails to import: "
-                                f"{str(exc).splitlines()[0][:120]}", fix))
+            continue
+        fix = (f"tflite-runtime needs numpy < 2 (numpy {numpy_version} here): pip install 'numpy<2', "
+               "or use ai-edge-litert instead" if name == "tflite_runtime" else
+               f"reinstall it: pip install --force-reinstall {_DISTRIBUTIONS[name]}")
+        checks.append(Check(f"runtime {name}", False, f"{_DISTRIBUTIONS[name]} {installed} fails to import: "
+                            f"{error[:120]}", fix))
     if not usable:
         checks.append(Check("runtime", False, "no TFLite runtime installed", "pip install ai-edge-litert",
                             required=True))
@@ -148,6 +171,6 @@ def check_disk():
 
 
 def run_checks():
-    checks = [check_board(), check_python(), *check_runtimes(), check_opencv(), *check_cameras(), check_audio(),
-              *check_edgetpu(), check_disk()]
+    checks = [check_board(), check_architecture(), check_python(), *check_runtimes(), check_opencv(),
+              *check_cameras(), check_audio(), *check_edgetpu(), check_disk()]
     return checks
