@@ -21,15 +21,20 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import cv2
+from edgenn.errors import EdgennError
+
+try:
+    import cv2
+except ImportError as exc:  # no OpenCV here, or a GUI build missing its system libraries (libGL)
+    raise EdgennError(f"edgenn camera needs OpenCV, which does not import here ({exc}); "
+                      "pip install opencv-python-headless (or pip install 'edgenn[device]')") from None
 import numpy as np
 
 from edgenn.bundle import load_labels_file, read_labels, read_manifest
-from edgenn.errors import EdgennError
 from edgenn.events import make_event, make_sink
 from edgenn.flash import profiles
 from edgenn.runtime import open_model
-from edgenn.vision import VisionTask
+from edgenn.vision import VisionTask, class_count
 from edgenn.devices import overlay
 from edgenn.devices.preview import PreviewServer, PreviewState, parse_address
 from edgenn.devices.recorder import Recorder, check_path
@@ -37,6 +42,7 @@ from edgenn.devices.run_control import StopOnSignals, preferred_runtime, put_unt
 from edgenn.devices.sources import Capture, default_source, open_source
 from edgenn.devices.thread_choice import ThreadChoice, candidates
 
+AUDIO_TASKS = ("keywords", "audio_classify")
 END = object()  # marks the end of the frames in the stage queues
 WINDOW = "edgenn camera"
 
@@ -46,11 +52,18 @@ def open_task(model, labels=None, decoder=None, threshold=None, max_detections=N
     """(VisionTask, model name) for a model file: manifest first, then options, then guesses."""
     path = resolve_model(model)
     manifest = read_manifest(path)
+    if manifest and manifest["task"] in AUDIO_TASKS:
+        raise EdgennError(f"{path} is an audio model (task {manifest['task']}), not an image model; "
+                          f"run it with `edgenn listen {model}`")
     label_list = load_labels_file(labels) if labels else read_labels(path)
     vision_model = open_model(path, runtime=runtime, threads=threads)
     task = VisionTask.create(vision_model, manifest=manifest, labels=label_list, decoder=decoder,
                              threshold=threshold, max_detections=max_detections, top_k=top_k,
                              iou_threshold=iou_threshold)
+    classes = class_count(task.decoder, vision_model)
+    if labels and classes is not None and len(label_list) != classes:
+        raise EdgennError(f"--labels {labels}: {len(label_list)} labels for the {classes} classes {path.name} "
+                          "outputs; give the labels file made for this model (one line per class)")
     name = (manifest or {}).get("name") or path.stem
     return task, name
 

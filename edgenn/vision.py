@@ -31,6 +31,52 @@ def guess_decoder(model):
                       f"pass --decoder ({', '.join(DECODERS)})")
 
 
+# decoder -> the output layout it reads, as said to a user whose model has another
+LAYOUTS = {"topk": "one output of class scores [1, C]",
+           "ssd_postprocess": "four outputs: boxes [1, N, 4], classes [1, N], scores [1, N], count [1]",
+           "yolov8": "one output [1, 4 + C, N] or [1, N, 4 + C]",
+           "edgenn_grid": "one output [1, S, S, 5 + C]"}
+
+
+def layout_fits(decoder, shapes):
+    """Whether output SHAPES have the layout DECODER reads (the decoders index them without checking)."""
+    first = shapes[0] if shapes else ()
+    if decoder == "topk":  # one axis longer than 1: [1, C], [C], [1, 1, 1, C]
+        return int(np.prod(first)) == max(first, default=0) > 0
+    if decoder == "ssd_postprocess":
+        return len(shapes) == 4 and any(len(s) == 3 and s[-1] == 4 for s in shapes) and \
+            any(int(np.prod(s)) == 1 for s in shapes) and sum(len(s) == 2 and s[-1] > 1 for s in shapes) == 2
+    if decoder == "yolov8":
+        return len(shapes) == 1 and len(first) == 3 and min(first[1:]) > 4
+    # edgenn_grid, with or without the batch axis
+    return len(shapes) == 1 and len(first) in (3, 4) and first[-3] == first[-2] and first[-1] >= 6
+
+
+def class_count(decoder, model):
+    """How many classes the model's outputs score under DECODER; None when the layout does not say (SSD)."""
+    first = model.outputs[0].shape
+    if decoder == "topk":
+        return int(np.prod(first))
+    if decoder == "yolov8":
+        return min(first[1:]) - 4
+    if decoder == "edgenn_grid":
+        return first[-1] - 5
+    return None
+
+
+def check_layout(decoder, model):
+    """Refuse a decoder whose output layout the model does not have, naming the one that fits."""
+    shapes = [tuple(tensor.shape) for tensor in model.outputs]
+    if layout_fits(decoder, shapes):
+        return
+    try:
+        advice = f"this model looks like {guess_decoder(model)}: leave --decoder out or pass that one"
+    except EdgennError:
+        advice = "check that the model is an image classifier or detector"
+    raise EdgennError(f"decoder {decoder} reads {LAYOUTS[decoder]}, but {model.source} outputs "
+                      f"{[list(s) for s in shapes]}; {advice}")
+
+
 @dataclass
 class VisionTask:
     """A model made ready for pictures. Build with VisionTask.create()."""
@@ -56,6 +102,7 @@ class VisionTask:
         decoder = decoder or decoder_spec.get("kind") or guess_decoder(model)
         if decoder not in DECODERS:
             raise EdgennError(f"unknown decoder '{decoder}'; choose one of {', '.join(DECODERS)}")
+        check_layout(decoder, model)
         if threshold is None:
             threshold = decoder_spec.get("score_threshold", 0.0 if decoder == "topk" else 0.5)
         for key in ("iou_threshold", "max_detections", "top_k"):

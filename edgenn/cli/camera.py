@@ -4,6 +4,8 @@ import json
 
 import click
 
+from edgenn.cli.outputs import check_event_files, check_writable
+from edgenn.devices.recorder import check_path as check_record_path, describe, formats_help
 from edgenn.errors import EdgennError
 
 
@@ -16,6 +18,13 @@ def _size(ctx, param, value):
     return int(width), int(height)
 
 
+def _record(ctx, param, value):
+    if value is not None:
+        check_record_path(value)
+        check_writable(value, "--record")
+    return value
+
+
 def _print_summary(summary):
     echo = lambda text: click.echo(text, err=True)  # noqa: E731 - stdout may carry events
     echo(f"frames    {summary['frames']} ({summary['dropped']} dropped) in {summary['seconds']:.1f} s, "
@@ -24,7 +33,8 @@ def _print_summary(summary):
          f"(invoke p50 {summary['invoke_ms']['p50']:.1f} ms); mean frame age {summary['frame_age_ms']['mean']:.1f} ms")
     echo(f"threads   {summary['threads']['threads']}: {summary['threads']['why']}")
     if summary.get("recorded"):
-        echo(f"recorded  {summary['recorded']['frames']} frames to {summary['recorded']['file']}")
+        recorded = summary["recorded"]
+        echo(f"recorded  {recorded['frames']} frames to {recorded['file']} ({describe(recorded['file'])})")
 
 
 @click.command()
@@ -32,7 +42,8 @@ def _print_summary(summary):
 @click.option("--source", help="Camera index, /dev/videoN, picamera2[:N], video file, rtsp:// or http:// URL, "
               "folder or glob (default: the CSI camera on a Raspberry Pi with Picamera2, else camera 0).")
 @click.option("--display", is_flag=True, help="Show the annotated frames in a window (needs a screen).")
-@click.option("--record", metavar="FILE", help="Write the annotated video (.mp4 = mp4v, .avi = MJPG).")
+@click.option("--record", metavar="FILE", callback=_record,
+              help=f"Write the annotated video; the extension sets the format: {formats_help()}.")
 @click.option("--preview", metavar="HOST:PORT", help="Serve a live web page (default host 127.0.0.1).")
 @click.option("--preview-token", envvar="EDGENN_PREVIEW_TOKEN", metavar="TOKEN",
               help="Token the preview requires (?token=...); needed to bind other than localhost.")
@@ -40,7 +51,7 @@ def _print_summary(summary):
               help="Where to send JSON-line events (repeatable).")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Labels file, one per line.")
 @click.option("--decoder", help="Output decoder: topk, ssd_postprocess, yolov8, edgenn_grid (default: manifest/guess).")
-@click.option("--threshold", type=float, help="Minimum score of a result.")
+@click.option("--threshold", type=click.FloatRange(0, 1), help="Minimum score of a result (scores are 0-1).")
 @click.option("--max-detections", type=click.IntRange(1), help="Most detections per frame.")
 @click.option("--top-k", type=click.IntRange(1), help="Classes reported per frame (classification).")
 @click.option("--size", callback=_size, metavar="WxH", help="Requested capture size (files: resized to it).")
@@ -69,6 +80,7 @@ def camera(model, as_json, **options):
     """
     from edgenn.devices.camera import run_camera  # OpenCV loads only when the command runs
 
+    check_event_files(options["events"])
     options["events"] = list(options["events"]) or None
     summary = run_camera(model, **options)
     if as_json:
