@@ -33,14 +33,14 @@ import numpy as np
 from edgenn.bundle import load_labels_file, read_labels, read_manifest
 from edgenn.events import make_event, make_sink
 from edgenn.flash import profiles
-from edgenn.runtime import open_model
+from edgenn.runtime import dequantize, open_model
 from edgenn.vision import VisionTask, class_count
 from edgenn.devices import overlay
 from edgenn.devices.preview import PreviewServer, PreviewState, parse_address
 from edgenn.devices.recorder import Recorder, check_path
 from edgenn.devices.run_control import StopOnSignals, preferred_runtime, put_until_stopped, resolve_model
 from edgenn.devices.sources import Capture, default_source, open_source
-from edgenn.devices.thread_choice import ThreadChoice, candidates
+from edgenn.devices.thread_choice import Setting, ThreadChoice, candidates, describe
 
 AUDIO_TASKS = ("keywords", "audio_classify")
 END = object()  # marks the end of the frames in the stage queues
@@ -75,12 +75,12 @@ def machine_cores(board=None):
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
 
 
-def open_thread_candidates(task, model, runtime, counts, why):
-    """ThreadChoice over `task`'s model (opened with counts[0] threads) and the same file with the other
-    counts, each invoked once first: XNNPACK packs its weights on the first invoke, not to be timed."""
-    models = {counts[0]: task.model}
-    for count in counts[1:]:
-        models[count] = open_model(resolve_model(model), runtime=runtime, threads=count)
+def open_thread_candidates(task, model, runtime, settings, why):
+    """ThreadChoice over `task`'s model (opened with settings[0]'s threads) and the same file for the other
+    settings, each invoked once first: XNNPACK packs its weights on the first invoke, not to be timed."""
+    models = {settings[0]: task.model}
+    for setting in settings[1:]:
+        models[setting] = open_model(resolve_model(model), runtime=runtime, threads=setting.threads)
     for candidate in models.values():
         tensor = candidate.inputs[0]
         candidate.set_input(0, np.zeros(tensor.shape, tensor.dtype))
@@ -152,6 +152,16 @@ class Handoff:
             self.cond.notify_all()
             return item
 
+    def take_ready(self):
+        """The item if one is waiting, else None (no waiting)."""
+        with self.cond:
+            item, self.item = self.item, None
+            self.cond.notify_all()
+            return item
+
+    def busy(self):
+        return self.item is not None
+
 
 class CameraRunner:
     """Runs a VisionTask on a Capture until the source ends, a limit is reached or stop() is called."""
@@ -159,7 +169,8 @@ class CameraRunner:
     def __init__(self, task, capture, model_name="model", sink=None, recorder=None, preview=None,
                  display=False, max_frames=None, duration=None, on_result=None, log=None, thread_choice=None):
         self.task, self.capture, self.model_name = task, capture, model_name
-        self.thread_choice = thread_choice or ThreadChoice({None: task.model}, "given")
+        self.thread_choice = thread_choice or ThreadChoice({Setting(None, False): task.model}, "given")
+        self.overlapping = threading.Event()  # set while the prepare thread works beside the model
         self.sink, self.recorder, self.preview, self.display = sink, recorder, preview, display
         self.max_frames, self.duration, self.on_result = max_frames, duration, on_result
         self.log = log or (lambda message: None)
@@ -176,37 +187,65 @@ class CameraRunner:
             self.reason = reason
         self.stop_event.set()
 
-    # --- prepare thread
+    # --- prepare thread (while the model runs beside the pipeline)
     def _prepare_loop(self):
         stop = self.stop_event
         try:
             while not stop.is_set():
+                if self.thread_choice.setting.serial:  # the inference thread prepares its own frames
+                    self.overlapping.wait(0.1)
+                    continue
                 if not self.capture.lossless:  # just in time: fresh frame when the model is nearly free
                     self.handoff.wait_empty(stop)
                     wait = self.busy_until - time.monotonic() - self.stats.recent(self.stats.prepare) - 0.002
                     if wait > 0:
                         stop.wait(wait)
-                frame = self.capture.take(timeout=0.5)
-                if frame is None:
+                item = self._next_prepared()
+                if item is None:
                     if self.capture.finished:
                         break
                     continue
-                start = time.monotonic()
-                array, context = self.task.prepare(frame.image, order="bgr")
-                self.stats.prepare.append(time.monotonic() - start)
-                self.handoff.put((frame, array, context), stop)
+                self.handoff.put(item, stop)
         except Exception as exc:
             self.failure = f"preparing a frame failed: {exc}"
         self.handoff.put(END, stop)
 
+    def _next_prepared(self):
+        """(frame, input array, context) of the next frame, or None when none came within 0.5 s."""
+        frame = self.capture.take(timeout=0.5)
+        if frame is None:
+            return None
+        start = time.monotonic()
+        array, context = self.task.prepare(frame.image, order="bgr")
+        self.stats.prepare.append(time.monotonic() - start)
+        return frame, array, context
+
     # --- inference thread
+    def _next_item(self):
+        """The next prepared frame: from the prepare thread, or, when the model runs alone, prepared here
+        between invokes as a serial loop would (a frame the prepare thread made before the switch first)."""
+        if not self.thread_choice.setting.serial:
+            self.overlapping.set()
+            return self.handoff.take(self.stop_event)
+        self.overlapping.clear()
+        item = self.handoff.take_ready()
+        if item is not None:
+            return item
+        while not self.stop_event.is_set():
+            item = self._next_prepared()
+            if item is not None:
+                return item
+            if self.capture.finished:
+                return END if not self.handoff.busy() else self.handoff.take(self.stop_event)
+        return None
+
     def _infer_loop(self):
         stop = self.stop_event
         choice = self.thread_choice
         last_end = time.monotonic()
         try:
             while not stop.is_set():
-                item = self.handoff.take(stop)
+                item = self._next_item()
                 if item is END or item is None:
                     break
                 frame, array, context = item
@@ -216,7 +255,7 @@ class CameraRunner:
                     self.busy_until = start + self.stats.recent(self.stats.invoke)
                 model.set_input(0, array)
                 model.invoke()
-                outputs = [model.output(i) for i in range(len(model.outputs))]
+                outputs = [model.output(i, raw=True) for i in range(len(model.outputs))]  # dequantized by _handle
                 end = time.monotonic()
                 self.stats.invoke.append(end - start)
                 self.stats.age.append(start - frame.stamp)
@@ -225,10 +264,11 @@ class CameraRunner:
                     choice.record(end - last_end, end - start)
                     if choice.chosen is not None:
                         self.task.model = choice.model
-                        self.log(f"threads: {choice.chosen} ({choice.why})")
+                        self.log(f"threads: {describe(choice.chosen)} ({choice.why})")
                 last_end = end
         except Exception as exc:
             self.failure = f"running the model failed: {exc}"
+        self.overlapping.set()
         self._put_result(END)
 
     def _put_result(self, item):
@@ -236,6 +276,8 @@ class CameraRunner:
 
     # --- main thread
     def _handle(self, frame, context, outputs):
+        # dequantized here, beside the next invoke, not in the inference thread (YOLOv8n: 0.7 M values)
+        outputs = [dequantize(o, t) if t.quantized else o for o, t in zip(outputs, self.task.model.outputs)]
         results = self.task.decode(outputs, context)
         done = time.monotonic()
         latency = done - frame.stamp
@@ -329,10 +371,11 @@ def run_camera(model, source=None, *, labels=None, decoder=None, threshold=None,
     address = parse_address(preview) if preview else None
     board = profiles.detect()
     runtime = preferred_runtime(runtime, board)
-    counts = [threads] if threads else candidates(machine_cores(board))
+    cores = machine_cores(board)
+    settings = [Setting(threads, threads >= cores)] if threads else candidates(cores)
     task, name = open_task(model, labels, decoder, threshold, max_detections, top_k, iou_threshold, runtime,
-                           counts[0])
-    choice = open_thread_candidates(task, model, runtime, counts, "--threads" if threads else None)
+                           settings[0].threads)
+    choice = open_thread_candidates(task, model, runtime, settings, "--threads" if threads else None)
     src = open_source(default_source(board, log) if source is None else source, size=size, fps=fps)
     pace = (fps or "native") if (realtime or fps) and not src.live else None
     capture = Capture(src, pace_fps=pace, size=size, reconnects=reconnects, backoff=backoff, log=log)

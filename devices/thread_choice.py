@@ -1,55 +1,70 @@
-"""Interpreter threads for the camera, chosen by measuring them in the running pipeline.
+"""Interpreter threads for the camera, and whether the work around the model runs beside it or between
+invokes, chosen by measuring them in the running pipeline.
 
-No fixed rule is right for every model and board: giving the model every core wins when its invoke
-dominates (SSD MobileNet on 2 cores: 1.6x the frames of one thread), leaving one core free wins when
-capture, resize and decode are as slow as the model. So the same model is opened once per candidate
-thread count, the first frames alternate between them in blocks, and the one that finishes frames
-fastest is kept (under a camera that sets the pace both keep up: then the shorter invoke, the fresher
-result). The others are closed.
+No fixed rule is right for every model and board. Every core for the model wins when its invoke
+dominates, but only if nothing else runs meanwhile: one decoding thread on one of its cores makes
+the model's threads wait for each other (SSD MobileNet on 2 cores: 7.6 ms alone, 17 ms beside video
+decoding), so with every core the capture, preparation and result handling wait while it invokes
+(serial, as the examples' loop, except that decoding the next frame and preparing this one overlap).
+All cores but one, beside the rest of the pipeline, wins when capture and preparation cost as much as
+the model. The same model is opened once per candidate, the first frames alternate between them in
+blocks, and the one that finishes frames fastest is kept (when a camera sets the pace both keep up:
+then the shorter invoke, the fresher result). The others are closed.
 """
 
 import statistics
+from collections import namedtuple
 
 BLOCK = 6          # frames in a row on one candidate; the first of each block (the switch) is not timed
 ROUNDS = 3         # blocks per candidate
 TIE = 0.05         # time per frame this close: the source sets the pace
 
 
+Setting = namedtuple("Setting", "threads serial")
+
+
 def candidates(cores):
-    """Thread counts to try on a machine (or board) with `cores` cores: all of them, and all but one."""
-    return sorted({cores, max(1, cores - 1)}, reverse=True)
+    """Settings to try with `cores` cores: every core with the model alone, all but one beside the pipeline."""
+    if cores <= 1:
+        return [Setting(1, False)]
+    return [Setting(cores, True), Setting(cores - 1, False)]
+
+
+def describe(setting):
+    threads = f"{setting.threads} thread{'s' if setting.threads > 1 else ''}"
+    return f"{threads}, {'alone' if setting.serial else 'beside capture'}"
 
 
 class ThreadChoice:
-    """models: {threads: opened model}, the same file each; why: set when there is nothing to measure."""
+    """models: {Setting: opened model}, the same file each; why: set when there is nothing to measure."""
 
     def __init__(self, models, why=None):
         self.models = dict(models)
         self.order = list(self.models)
-        self.frame_times = {threads: [] for threads in self.order}
-        self.invoke_times = {threads: [] for threads in self.order}
+        self.frame_times = {setting: [] for setting in self.order}
+        self.invoke_times = {setting: [] for setting in self.order}
         self.frames = 0
         self.chosen = self.order[0] if len(self.order) == 1 else None
         self.why = why or ("one candidate" if self.chosen else None)
 
     @property
-    def threads(self):
-        """The thread count the next frame runs with."""
+    def setting(self):
+        """The setting the next frame runs with."""
         if self.chosen is not None:
             return self.chosen
         return self.order[(self.frames // BLOCK) % len(self.order)]
 
     @property
     def model(self):
-        return self.models[self.threads]
+        return self.models[self.setting]
 
     def record(self, frame_seconds, invoke_seconds):
-        """One frame done on `self.threads`: time since the previous invoke started, and the invoke's own."""
+        """One frame done on `self.setting`: time since the previous frame was done, and the invoke's own."""
         if self.chosen is not None:
             return
-        if self.frames % BLOCK:  # the first frame of a block waited on the other model's frame
-            self.frame_times[self.threads].append(frame_seconds)
-            self.invoke_times[self.threads].append(invoke_seconds)
+        if self.frames % BLOCK:  # the first frame of a block waited on the other setting's frame
+            self.frame_times[self.setting].append(frame_seconds)
+            self.invoke_times[self.setting].append(invoke_seconds)
         self.frames += 1
         if self.frames == BLOCK * ROUNDS * len(self.order):
             self._decide()
@@ -60,15 +75,16 @@ class ThreadChoice:
         fastest = min(per_frame, key=per_frame.get)
         paced = max(per_frame.values()) <= (1 + TIE) * per_frame[fastest]
         self.chosen = min(invoke, key=invoke.get) if paced else fastest
-        figures = ", ".join(f"{t} thread{'s' if t > 1 else ''} {1000 * per_frame[t]:.1f} ms a frame "
-                            f"(invoke {1000 * invoke[t]:.1f} ms)" for t in self.order)
+        figures = ", ".join(f"{describe(t)} {1000 * per_frame[t]:.1f} ms a frame (invoke {1000 * invoke[t]:.1f} ms)"
+                            for t in self.order)
         rule = "same pace: the shorter invoke" if paced else "the most frames"
         self.why = f"measured on {self.frames} frames: {figures}; kept {rule}"
         self.models = {self.chosen: self.models[self.chosen]}  # the others' interpreters are freed
 
     def summary(self):
-        """{"threads": n, "why": text} for the run summary (an unfinished measurement says so)."""
-        if self.chosen is None:
-            return {"threads": self.threads, "why": f"the run ended after {self.frames} frames, before the "
-                                                    f"measurement of {list(self.order)} threads finished"}
-        return {"threads": self.chosen, "why": self.why}
+        """{"threads": n, "serial": bool, "why": text} for the run summary (an unfinished measurement says so)."""
+        setting = self.setting
+        why = self.why if self.chosen is not None else (
+            f"the run ended after {self.frames} frames, before the measurement of "
+            f"{' vs '.join(describe(s) for s in self.order)} finished")
+        return {"threads": setting.threads, "serial": setting.serial, "why": why}

@@ -2,50 +2,54 @@
 and the camera runner measuring, keeping one setting and saying why."""
 
 from edgenn.devices import camera
-from edgenn.devices.thread_choice import BLOCK, ROUNDS, ThreadChoice, candidates
+from edgenn.devices.thread_choice import BLOCK, ROUNDS, Setting, ThreadChoice, candidates
 
 SSD = "models/tflite_support/coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
+ALONE, BESIDE = Setting(2, True), Setting(1, False)
 
 
-def test_candidates_are_all_cores_and_all_but_one():
-    assert candidates(4) == [4, 3] and candidates(2) == [2, 1] and candidates(1) == [1]
+def test_candidates_are_every_core_alone_and_all_but_one_beside_the_pipeline():
+    assert candidates(4) == [Setting(4, True), Setting(3, False)]
+    assert candidates(2) == [ALONE, BESIDE] and candidates(1) == [Setting(1, False)]
 
 
 def feed(choice, timings):
-    """timings: {threads: (seconds a frame, invoke seconds)}; runs frames until the choice is made."""
+    """timings: {setting: (seconds a frame, invoke seconds)}; runs frames until the choice is made."""
     while choice.chosen is None:
-        choice.record(*timings[choice.threads])
+        choice.record(*timings[choice.setting])
     return choice
 
 
 def test_the_setting_that_finishes_frames_fastest_is_kept():
-    choice = feed(ThreadChoice({2: "two", 1: "one"}), {2: (0.008, 0.0075), 1: (0.014, 0.0135)})
-    assert choice.chosen == 2 and choice.model == "two" and list(choice.models) == [2]
+    choice = feed(ThreadChoice({ALONE: "two", BESIDE: "one"}), {ALONE: (0.008, 0.0075), BESIDE: (0.014, 0.0135)})
+    assert choice.chosen == ALONE and choice.model == "two" and list(choice.models) == [ALONE]
     assert choice.frames == BLOCK * ROUNDS * 2 and "8.0 ms a frame" in choice.why
     # the model's invoke is shorter with 2 threads but the pipeline around it starves: 1 thread wins
-    assert feed(ThreadChoice({2: "two", 1: "one"}), {2: (0.0021, 0.0009), 1: (0.0016, 0.0012)}).chosen == 1
+    assert feed(ThreadChoice({ALONE: 2, BESIDE: 1}), {ALONE: (0.0021, 0.0009), BESIDE: (0.0016, 0.0012)}).chosen == BESIDE
 
 
 def test_when_the_source_sets_the_pace_the_shorter_invoke_wins():
-    choice = feed(ThreadChoice({2: "two", 1: "one"}), {2: (0.0333, 0.007), 1: (0.0334, 0.013)})
-    assert choice.chosen == 2 and "same pace" in choice.why
+    choice = feed(ThreadChoice({ALONE: 2, BESIDE: 1}), {ALONE: (0.0333, 0.007), BESIDE: (0.0334, 0.013)})
+    assert choice.chosen == ALONE and "same pace" in choice.why
 
 
 def test_blocks_alternate_and_the_first_frame_of_a_block_is_not_timed():
-    choice = ThreadChoice({2: "two", 1: "one"})
+    choice = ThreadChoice({ALONE: 2, BESIDE: 1})
     seen = []
     for _ in range(2 * BLOCK):
-        seen.append(choice.threads)
+        seen.append(choice.setting)
         choice.record(1.0 if len(seen) in (1, BLOCK + 1) else 0.01, 0.005)
-    assert seen == [2] * BLOCK + [1] * BLOCK
-    assert max(choice.frame_times[2] + choice.frame_times[1]) == 0.01
+    assert seen == [ALONE] * BLOCK + [BESIDE] * BLOCK
+    assert max(choice.frame_times[ALONE] + choice.frame_times[BESIDE]) == 0.01
 
 
 def test_an_unfinished_measurement_says_so():
-    choice = ThreadChoice({2: "two", 1: "one"})
+    choice = ThreadChoice({ALONE: 2, BESIDE: 1})
     choice.record(0.01, 0.005)
     assert "before the measurement" in choice.summary()["why"]
-    assert ThreadChoice({3: "three"}, "--threads").summary() == {"threads": 3, "why": "--threads"}
+    fixed = ThreadChoice({Setting(3, False): 3}, "--threads").summary()
+    assert fixed == {"threads": 3, "serial": False, "why": "--threads"}
+    assert ThreadChoice({s: 1 for s in candidates(1)}).summary()["why"] == "one candidate"
 
 
 def test_camera_measures_threads_on_a_video_and_reports_the_choice(fixtures_dir, tmp_path):
@@ -58,13 +62,12 @@ def test_camera_measures_threads_on_a_video_and_reports_the_choice(fixtures_dir,
     for i in range(60):
         writer.write(np.roll(picture, i, axis=1))
     writer.release()
-    logs = []
-    summary = camera.run_camera(fixtures_dir / SSD, str(video), log=logs.append)
-    assert summary["frames"] == 60 and summary["threads"]["threads"] in candidates(camera.machine_cores())
+    logs, indices = [], []
+    summary = camera.run_camera(fixtures_dir / SSD, str(video), log=logs.append,
+                                on_result=lambda frame, results: indices.append(frame.index))
+    assert summary["frames"] == 60 and indices == list(range(60))  # every frame once, in order, across switches
+    chosen = Setting(summary["threads"]["threads"], summary["threads"]["serial"])
+    assert chosen in candidates(camera.machine_cores())
     assert summary["threads"]["why"].startswith("measured on") and any(line.startswith("threads:") for line in logs)
     given = camera.run_camera(fixtures_dir / SSD, str(video), threads=1, max_frames=5, log=logs.append)
-    assert given["threads"] == {"threads": 1, "why": "--threads"}
-
-
-def test_one_core_has_nothing_to_measure():
-    assert ThreadChoice({c: c for c in candidates(1)}).summary()["why"] == "one candidate"
+    assert given["threads"]["threads"] == 1 and given["threads"]["why"] == "--threads"

@@ -31,7 +31,8 @@ def _print_summary(summary):
          f"{summary['fps']:.1f} FPS; stopped: {summary['stopped_by']}")
     echo(f"latency   p50 {summary['latency_ms']['p50']:.1f} ms, p90 {summary['latency_ms']['p90']:.1f} ms "
          f"(invoke p50 {summary['invoke_ms']['p50']:.1f} ms); mean frame age {summary['frame_age_ms']['mean']:.1f} ms")
-    echo(f"threads   {summary['threads']['threads']}: {summary['threads']['why']}")
+    setting = summary["threads"]
+    echo(f"threads   {setting['threads']}{' (the model alone)' if setting['serial'] else ''}: {setting['why']}")
     if summary.get("recorded"):
         recorded = summary["recorded"]
         echo(f"recorded  {recorded['frames']} frames to {recorded['file']} ({describe(recorded['file'])})")
@@ -63,8 +64,9 @@ def _print_summary(summary):
               help="Reopen attempts for a live source that drops.")
 @click.option("--runtime", type=click.Choice(["litert", "tflite_runtime", "tensorflow"]),
               help="Force a runtime (default: the first installed).")
-@click.option("--threads", type=click.IntRange(1), help="Interpreter threads (default: all cores or all but one, "
-              "whichever runs this model faster here, measured on the first frames).")
+@click.option("--threads", type=click.IntRange(1), help="Interpreter threads (default: every core with the "
+              "model running alone, or all but one beside capture: whichever is faster here, measured on the "
+              "first frames).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def camera(model, as_json, **options):
     """Run MODEL (a .tflite bundle or an installed model's name) on camera frames.
