@@ -259,7 +259,11 @@ class CameraRunner:
                 end = time.monotonic()
                 self.stats.invoke.append(end - start)
                 self.stats.age.append(start - frame.stamp)
-                self._put_result((frame, context, outputs))
+                if choice.setting.serial and not self.display:
+                    self._wait_results_handled()  # every earlier frame first: results stay in order
+                    self._handle(frame, context, outputs)  # no hand-over: as a serial loop does
+                else:
+                    self._put_result((frame, context, outputs))
                 if choice.chosen is None:
                     choice.record(end - last_end, end - start)
                     if choice.chosen is not None:
@@ -270,6 +274,11 @@ class CameraRunner:
             self.failure = f"running the model failed: {exc}"
         self.overlapping.set()
         self._put_result(END)
+
+    def _wait_results_handled(self):
+        with self.results.all_tasks_done:
+            while self.results.unfinished_tasks and not self.stop_event.is_set():
+                self.results.all_tasks_done.wait(0.05)
 
     def _put_result(self, item):
         put_until_stopped(self.results, item, self.stop_event)
@@ -302,6 +311,8 @@ class CameraRunner:
                     self.stop("closed by the user")
         if self.on_result:
             self.on_result(frame, results)
+        if self.max_frames and len(self.stats.done) >= self.max_frames:
+            self.stop("max frames reached")
 
     def _events(self, frame, results, latency):
         kind = "classification" if self.task.task == "classify" else "detection"
@@ -329,8 +340,7 @@ class CameraRunner:
                     self.stop("end of source" if not self.capture.error else "source lost")
                     break
                 self._handle(*item)
-                if self.max_frames and len(self.stats.done) >= self.max_frames:
-                    self.stop("max frames reached")
+                self.results.task_done()
         finally:
             self.stop_event.set()
             for thread in threads:
