@@ -203,7 +203,8 @@ def _short(values):
 
 def _input(b, tensor, spec, task):
     shape, dtype = tensor["shape"], tensor["dtype"]
-    image = task in IMAGE_TASKS and (len(shape) == 4 and shape[3] in (1, 3) or len(shape) == 3)
+    # [1, H, W] is a picture only when the converter said so: a sequence classifier's frame is [1, 1, F]
+    image = task in IMAGE_TASKS and (spec.get("layout") in ("NHWC", "NHW") or len(shape) == 4 and shape[3] in (1, 3))
     if not image:
         return _tensor(b, tensor["name"], f"Input: {dtype} {shape}.", _content(b, FEATURE))
     height, width = shape[1], shape[2]

@@ -55,6 +55,14 @@ def test_int8_sequence_bundles_agree_with_keras(made, bundles, name):
     assert np.mean(np.array(top1) == held[f"keras_{CASES[name][0]}"]) >= 0.98
 
 
+def test_standard_metadata_names_the_labels_and_no_picture(bundles):
+    from edgenn.tflite_metadata import read_metadata
+
+    metadata = read_metadata(bundles["gru_window"].read_bytes())
+    assert [f["name"] for o in metadata["outputs"] for f in o["files"]] == ["labels.txt"]
+    assert all(not i.get("color_space") for i in metadata["inputs"])  # a sequence, not a picture
+
+
 def test_io_int8_makes_every_tensor_int8(bundles):
     model = open_model(bundles["gru_streaming_io_int8"])
     assert len(model.inputs) == 3  # the frame and the two GRU states

@@ -201,7 +201,7 @@ def test_bundling_again_replaces_the_metadata(fixtures_dir):
 
 def test_bad_input_is_one_clear_error(fixtures_dir):
     original = (fixtures_dir / LSTM).read_bytes()
-    junk = new_manifest("x", "classify", [{"shape": [1, 28, 28], "normalization": {"mean": "zero", "std": 255}}])
+    junk = new_manifest("x", "classify", [{"shape": [1, 28, 28], "layout": "NHW", "normalization": {"mean": "zero", "std": 255}}])
     with pytest.raises(EdgennError, match="normalization 'zero' is not a number") as error:
         bundle.make_bundle(original, junk)
     assert "\n" not in str(error.value)
