@@ -1,12 +1,15 @@
 """The camera runner: frames from a source through a vision model to overlay, recording, preview,
 display and events.
 
-Four stages overlap so throughput is bound by the model, not by the work around it:
-
     capture thread   reads the source, keeps the newest frame (devices.sources.Capture)
     prepare thread   resizes/normalises the next frame while the model runs the current one
     inference thread runs the model (LiteRT releases the GIL while it invokes)
     main thread      decodes, draws, records, serves the preview, emits events, shows the window
+
+That is the model running beside the pipeline. With every core the model runs alone instead: the
+inference thread prepares each frame between invokes and handles its results itself (the main thread
+still does when there is a window to draw in), as a serial loop does. Which of the two, and how many
+threads, is measured on the first frames (devices/thread_choice.py).
 
 For a live source the prepare thread takes its frame just in time, when the running invoke is
 about to finish, so the frame the model sees is as fresh as the source allows. A recorded source is
@@ -30,9 +33,10 @@ except ImportError as exc:  # no OpenCV here, or a GUI build missing its system 
                       "pip install opencv-python-headless (or pip install 'edgenn[device]')") from None
 import numpy as np
 
-from edgenn.bundle import load_labels_file, read_labels, read_manifest
+from edgenn.bundle import load_bytes, load_labels_file, read_labels, read_manifest
 from edgenn.events import make_event, make_sink
 from edgenn.flash import profiles
+from edgenn.modelfile import read_contents
 from edgenn.runtime import dequantize, open_model
 from edgenn.vision import VisionTask, class_count
 from edgenn.devices import overlay
@@ -75,12 +79,12 @@ def machine_cores(board=None):
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
 
 
-def open_thread_candidates(task, model, runtime, settings, why):
-    """ThreadChoice over `task`'s model (opened with settings[0]'s threads) and the same file for the other
+def open_thread_candidates(task, path, runtime, settings, why):
+    """ThreadChoice over `task`'s model (opened from `path` with settings[0]'s threads) and the same file for the other
     settings, each invoked once first: XNNPACK packs its weights on the first invoke, not to be timed."""
     models = {settings[0]: task.model}
-    for setting in settings[1:]:
-        models[setting] = open_model(resolve_model(model), runtime=runtime, threads=setting.threads)
+    for setting in settings[1:]:  # the same file, already probed with the first
+        models[setting] = open_model(path, runtime=runtime, threads=setting.threads, probe=False)
     for candidate in models.values():
         tensor = candidate.inputs[0]
         candidate.set_input(0, np.zeros(tensor.shape, tensor.dtype))
@@ -171,6 +175,7 @@ class CameraRunner:
         self.task, self.capture, self.model_name = task, capture, model_name
         self.thread_choice = thread_choice or ThreadChoice({Setting(None, False): task.model}, "given")
         self.overlapping = threading.Event()  # set while the prepare thread works beside the model
+        self.prepare_idle = threading.Event()  # set while it holds no frame (the model runs alone)
         self.sink, self.recorder, self.preview, self.display = sink, recorder, preview, display
         self.max_frames, self.duration, self.on_result = max_frames, duration, on_result
         self.log = log or (lambda message: None)
@@ -193,7 +198,11 @@ class CameraRunner:
         try:
             while not stop.is_set():
                 if self.thread_choice.setting.serial:  # the inference thread prepares its own frames
+                    self.prepare_idle.set()
                     self.overlapping.wait(0.1)
+                    continue
+                self.prepare_idle.clear()
+                if self.thread_choice.setting.serial:  # switched meanwhile: go idle before taking a frame
                     continue
                 if not self.capture.lossless:  # just in time: fresh frame when the model is nearly free
                     self.handoff.wait_empty(stop)
@@ -209,6 +218,7 @@ class CameraRunner:
         except Exception as exc:
             self.failure = f"preparing a frame failed: {exc}"
         self.handoff.put(END, stop)
+        self.prepare_idle.set()
 
     def _next_prepared(self):
         """(frame, input array, context) of the next frame, or None when none came within 0.5 s."""
@@ -228,6 +238,11 @@ class CameraRunner:
             self.overlapping.set()
             return self.handoff.take(self.stop_event)
         self.overlapping.clear()
+        while not self.prepare_idle.is_set() and not self.stop_event.is_set():  # a frame it took comes first
+            item = self.handoff.take_ready()
+            if item is not None:
+                return item
+            self.prepare_idle.wait(0.001)
         item = self.handoff.take_ready()
         if item is not None:
             return item
@@ -261,7 +276,11 @@ class CameraRunner:
                 self.stats.age.append(start - frame.stamp)
                 if choice.setting.serial and not self.display:
                     self._wait_results_handled()  # every earlier frame first: results stay in order
-                    self._handle(frame, context, outputs)  # no hand-over: as a serial loop does
+                    try:
+                        self._handle(frame, context, outputs)  # no hand-over: as a serial loop does
+                    except Exception as exc:
+                        self.failure = f"handling the results failed: {exc}"
+                        break
                 else:
                     self._put_result((frame, context, outputs))
                 if choice.chosen is None:
@@ -283,9 +302,9 @@ class CameraRunner:
     def _put_result(self, item):
         put_until_stopped(self.results, item, self.stop_event)
 
-    # --- main thread
+    # --- results: main thread, or the inference thread when the model runs alone
     def _handle(self, frame, context, outputs):
-        # dequantized here, beside the next invoke, not in the inference thread (YOLOv8n: 0.7 M values)
+        # dequantized here, not between the inference thread's take and invoke (YOLOv8n: 0.7 M values)
         outputs = [dequantize(o, t) if t.quantized else o for o, t in zip(outputs, self.task.model.outputs)]
         results = self.task.decode(outputs, context)
         done = time.monotonic()
@@ -382,10 +401,16 @@ def run_camera(model, source=None, *, labels=None, decoder=None, threshold=None,
     board = profiles.detect()
     runtime = preferred_runtime(runtime, board)
     cores = machine_cores(board)
-    settings = [Setting(threads, threads >= cores)] if threads else candidates(cores)
+    path = resolve_model(model)
+    if threads:
+        settings, why = [Setting(threads, threads >= cores)], "--threads"
+    elif read_contents(load_bytes(path)).needs_edgetpu:  # an Edge TPU opens once; CPU threads barely matter
+        settings, why = [Setting(cores, True)], "an Edge TPU model: nothing to measure"
+    else:
+        settings, why = candidates(cores), None
     task, name = open_task(model, labels, decoder, threshold, max_detections, top_k, iou_threshold, runtime,
                            settings[0].threads)
-    choice = open_thread_candidates(task, model, runtime, settings, "--threads" if threads else None)
+    choice = open_thread_candidates(task, path, runtime, settings, why)
     src = open_source(default_source(board, log) if source is None else source, size=size, fps=fps)
     pace = (fps or "native") if (realtime or fps) and not src.live else None
     capture = Capture(src, pace_fps=pace, size=size, reconnects=reconnects, backoff=backoff, log=log)

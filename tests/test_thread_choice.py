@@ -71,3 +71,71 @@ def test_camera_measures_threads_on_a_video_and_reports_the_choice(fixtures_dir,
     assert summary["threads"]["why"].startswith("measured on") and any(line.startswith("threads:") for line in logs)
     given = camera.run_camera(fixtures_dir / SSD, str(video), threads=1, max_frames=5, log=logs.append)
     assert given["threads"]["threads"] == 1 and given["threads"]["why"] == "--threads"
+
+
+class _Frames:
+    """A recorded source of tiny frames (the runner's threads are what is tested, not a camera)."""
+    live, fps, name = False, 30, "frames"
+
+    def __init__(self, count):
+        self.count, self.read_so_far = count, 0
+
+    def open(self):
+        pass
+
+    def close(self):
+        pass
+
+    def read(self):
+        import numpy as np
+
+        if self.read_so_far >= self.count:
+            return None
+        self.read_so_far += 1
+        return np.zeros((4, 4, 3), np.uint8)
+
+
+class _SlowModel:
+    inputs, outputs = [], []
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def set_input(self, position, array):
+        pass
+
+    def invoke(self):
+        import time
+        time.sleep(self.seconds)
+
+
+class _SlowTask:
+    """Preparation slower than the invoke: a tiny model on big frames, where a frame being prepared when the
+    trial switches to the model running alone could overtake or be overtaken."""
+    task = "classify"
+
+    def __init__(self, model):
+        self.model = model
+
+    def prepare(self, image, order):
+        import time
+        time.sleep(0.004)
+        return None, None
+
+    def decode(self, outputs, context):
+        return []
+
+
+def test_frames_stay_in_order_when_the_trial_switches_modes():
+    from edgenn.devices.sources import Capture
+
+    for _ in range(3):
+        capture = Capture(_Frames(80)).start()
+        task = _SlowTask(_SlowModel(0.0005))
+        choice = ThreadChoice({ALONE: task.model, BESIDE: _SlowModel(0.0005)})
+        handled = []
+        runner = camera.CameraRunner(task, capture, thread_choice=choice,
+                                     on_result=lambda frame, results: handled.append(frame.index))
+        summary = runner.run()
+        capture.stop()
+        assert handled == list(range(80)) and summary["error"] is None
