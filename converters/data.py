@@ -19,6 +19,7 @@ calibration and evaluation see what the device will see. numpy + OpenCV only (no
 import importlib
 import importlib.util
 import itertools
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,7 +177,7 @@ def _read_npz(path, limit, what):
     try:
         with np.load(path, allow_pickle=False) as archive:
             data = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise EdgennError(f"{what} {path}: cannot read this .npz ({exc}); re-create it with numpy.savez") from None
     if "images" not in data and "x" in data:
         return _read_arrays(path, limit, what)

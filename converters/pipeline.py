@@ -20,6 +20,7 @@ caller never imports TensorFlow):
      bundle atomically: no output file appears after a failure or Ctrl-C.
 """
 
+import dataclasses
 import hashlib
 import importlib.util
 import multiprocessing
@@ -39,6 +40,7 @@ from edgenn.errors import EdgennError
 IMAGE_TASKS = ("classify", "detect")
 AUDIO_TASKS = ("keywords", "audio_classify")
 GENERATED_PICTURES = 16  # the float-vs-converted check when no data is given
+GENERATED_SOURCE = "{}; no --calibration or --eval data)"  # how that evaluation's "source" reads
 DEFAULT_DECODER = {"kind": "edgenn_grid", "score_threshold": 0.3, "iou_threshold": 0.45, "max_detections": 10}
 
 
@@ -140,7 +142,10 @@ def _finish(output, options, work, seconds):
     """Quality gate, Edge TPU compilation and the atomic write of one converted model."""
     warnings = work["warnings"]
     manifest = work["manifest"]
-    if options.max_drop is not None and "top1_agreement" in manifest.get("evaluation", {}):
+    generated = "no --calibration or --eval data" in manifest.get("evaluation", {}).get("source", "")
+    if options.max_drop is not None and generated:
+        warnings.append("--max-drop not applied: with no data the comparison ran on made-up inputs")
+    elif options.max_drop is not None and "top1_agreement" in manifest.get("evaluation", {}):
         from edgenn.converters.evaluate import quality_drop
 
         drop = quality_drop(manifest["evaluation"])
@@ -251,6 +256,7 @@ def _convert_one(model, loaded, options, progress):
     say = (lambda text: print(text, file=progress)) if progress.isatty() else (lambda text: None)
     task = _task(loaded, options)
     _check_image_model(loaded, model)
+    options = dataclasses.replace(options)  # filled in below; jobs may share one Options
     normalization_source = _resolve_preprocessing(loaded, options)
     say(f"input normalisation: {normalization_source}")
     calibration, evaluation_set = _samples(loaded, options)
@@ -258,8 +264,8 @@ def _convert_one(model, loaded, options, progress):
         kind = list if task == "detect" else int  # a folder's class names are no boxes, and vice versa
         evaluation_set.truth = [t if isinstance(t, kind) else None for t in evaluation_set.truth]
     labels = _labels(loaded, task, options, calibration or evaluation_set, evaluation_set, warnings)
-    if task == "classify" and not options.force:
-        _refuse_near_chance(loaded, options, normalization_source, evaluation_set, calibration)
+    if task == "classify" and not options.force:  # the evaluation set: its truth follows the model's label order
+        _refuse_near_chance(loaded, options, normalization_source, evaluation_set)
 
     converter = loaded.converter()
     representative = None
@@ -285,7 +291,7 @@ def _convert_one(model, loaded, options, progress):
 
         evaluation_set = data.generated(loaded.input_shapes[0], _normalization(options), GENERATED_PICTURES,
                                         options.resize, options.color)
-        evaluated_on = f"{GENERATED_PICTURES} generated pictures (random pixels; no --calibration or --eval data)"
+        evaluated_on = GENERATED_SOURCE.format(f"{GENERATED_PICTURES} generated pictures (random pixels")
     if not contents.flex_ops:
         say(f"evaluating on {len(evaluation_set)} samples ...")
         float_out = loaded.predict(evaluation_set.inputs)
@@ -358,15 +364,18 @@ def _resolve_preprocessing(loaded, options):
     """Fill in options.mean/std/color that were not given, from the model; returns where they came from."""
     from edgenn.converters import preprocessing
 
-    given = options.mean is not None and options.std is not None
-    found = None if given or loaded.keras_model is None else preprocessing.from_model(loaded.keras_model)
+    given = [flag for flag, value in (("--mean", options.mean), ("--std", options.std)) if value is not None]
+    found = None if len(given) == 2 or loaded.keras_model is None else preprocessing.from_model(loaded.keras_model)
     if found is None:
         found = preprocessing.Preprocessing([0.0], [255.0], "rgb", "the default, pixel / 255 (no preprocessing "
-                                            "layer or known base model at the input)")
+                                            "layer or known base model at the input; a model that calls "
+                                            "preprocess_input itself needs --mean/--std for that range)")
     options.mean = found.mean if options.mean is None else options.mean
     options.std = found.std if options.std is None else options.std
     options.color = options.color or found.color
-    return "--mean/--std" if given else found.source
+    if len(given) == 2:
+        return "--mean/--std"
+    return f"{given[0]}, the rest from {found.source}" if given else found.source
 
 
 # Below this share of the way from chance to perfect, the float model is not reading the data it was trained on.
@@ -374,12 +383,11 @@ NEAR_CHANCE = 0.25
 MIN_LABELLED = 12
 
 
-def _refuse_near_chance(loaded, options, source, *sets):
+def _refuse_near_chance(loaded, options, source, samples):
     """EdgennError when the float model itself scores near chance on the labelled data: the pictures reach it
     normalised differently from training, or the folder order is not the model's label order."""
-    samples = next((s for s in sets if s is not None and s.has_truth and len(s) >= MIN_LABELLED), None)
     classes = loaded.output_shapes[0][-1]
-    if samples is None or classes < 2:
+    if samples is None or not samples.has_truth or len(samples) < MIN_LABELLED or classes < 2:
         return
     import numpy as np
 

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 # Layers that pass pictures through unchanged at inference (augmentation is off then).
+# Resizing and cropping change the picture's size, not its values.
 PASS_THROUGH = ("InputLayer", "RandomFlip", "RandomRotation", "RandomZoom", "RandomContrast", "RandomTranslation",
-                "RandomBrightness", "Dropout", "GaussianNoise")
+                "RandomBrightness", "Dropout", "GaussianNoise", "Resizing", "CenterCrop", "Cropping2D")
 # keras.applications models without preprocessing layers, by model-name prefix: their preprocess_input
 # as pixel normalisation ((pixel - mean) / std, channels in `color` order). Longest prefix first.
 APPLICATIONS = (
     (("resnet50v2", "resnet101v2", "resnet152v2", "mobilenetv2", "mobilenet_", "inception_v3", "xception",
-      "inception_resnet_v2", "nasnet"), ([127.5], [127.5], "rgb", "[-1, 1]")),
+      "inception_resnet_v2", "nasnet", "mobilenetv3", "efficientnetv2"), ([127.5], [127.5], "rgb", "[-1, 1]")),
     (("resnet50", "resnet101", "resnet152", "vgg16", "vgg19"),
      ([103.939, 116.779, 123.68], [1.0], "bgr", "BGR minus the ImageNet mean (caffe)")),
     (("densenet",), ([123.675, 116.28, 103.53], [58.395, 57.12, 57.375], "rgb", "ImageNet mean and std (torch)")),
@@ -38,8 +39,11 @@ class Preprocessing:
 
 def from_model(model):
     """Preprocessing for a Keras model, or None when the model says nothing about its inputs."""
-    layers, nested = _leading_preprocessing(model)
-    a, b = _affine(layers)
+    layers, nested, _ = _leading_preprocessing(model)
+    try:
+        a, b = _affine(layers)
+    except ValueError:  # per-pixel statistics, not per channel: no pixel normalisation expresses them
+        return None
     if not np.allclose(a, 1) or not np.allclose(b, 0):  # an unadapted Normalization alone says nothing
         return _from_layers(layers, a)
     for name in [model.name] + nested:
@@ -51,20 +55,24 @@ def from_model(model):
 
 
 def _leading_preprocessing(model):
-    """(Rescaling/Normalization layers at the input in order, names of the nested models they lead into)."""
-    found = []
+    """(Rescaling/Normalization layers at the input in order, names of the nested models on the way, whether
+    the walk reached a layer that computes). A nested model (augmentation, a base model) is walked into and,
+    when it only passes the picture on, past."""
+    found, nested = [], []
     for layer in model.layers:
         kind = type(layer).__name__
         if kind in ("Rescaling", "Normalization"):
             found.append(layer)
         elif kind in PASS_THROUGH:
             continue
-        elif hasattr(layer, "layers"):  # a nested model: its own first layers still see the picture
-            inner, nested = _leading_preprocessing(layer)
-            return found + inner, [layer.name] + nested
+        elif hasattr(layer, "layers"):
+            inner, inner_nested, reached = _leading_preprocessing(layer)
+            found, nested = found + inner, nested + [layer.name] + inner_nested
+            if reached:
+                return found, nested, True
         else:
-            break
-    return found, []
+            return found, nested, True
+    return found, nested, False
 
 
 def _affine(layers):
@@ -106,7 +114,8 @@ def _from_layers(layers, a):
 def _describe(layer):
     if type(layer).__name__ == "Rescaling":
         return f"Rescaling(scale={_short(layer.scale)}, offset={_short(layer.offset)})"
-    return f"Normalization(mean={_short(layer.mean)}, variance={_short(layer.variance)})"
+    inverted = ", invert=True" if getattr(layer, "invert", False) else ""
+    return f"Normalization(mean={_short(layer.mean)}, variance={_short(layer.variance)}{inverted})"
 
 
 def _short(value):

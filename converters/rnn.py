@@ -172,12 +172,9 @@ def _window_representative(windows, progress):
 
 
 def _bar(items, progress, what):
-    """items with a progress bar on `progress` (a terminal), else as they are."""
-    if progress is None or not progress.isatty():
-        return items
-    from tqdm import tqdm
+    from edgenn.converters.pipeline import _progress
 
-    return tqdm(items, desc=what, file=progress, unit="sample", leave=False)
+    return _progress(items, progress, what) if progress is not None else items
 
 
 def _step_representative(pairs, spec, progress, limit=CALIBRATION_STEPS):
@@ -345,6 +342,7 @@ def pipeline_convert(model_path, options, progress):
     and no WAVs is a sequence classifier (task classify): RNNs read any time series."""
     from edgenn.converters import array_data
     from edgenn.converters.audio_data import load_windows
+    from edgenn.converters.pipeline import GENERATED_SOURCE
 
     say = (lambda text: print(text, file=progress)) if progress.isatty() else (lambda text: None)
     warnings = []
@@ -356,6 +354,9 @@ def pipeline_convert(model_path, options, progress):
     sidecar = _sidecar(model_path)
     model = load_keras(model_path)
     task = options.task or _task(options, sidecar)
+    if task == "classify" and not options.task and not any((options.calibration, options.eval)):
+        warnings.append("no audio front-end, WAVs or --task: converted as a sequence classifier (task classify); "
+                        "pass --task keywords and --frontend for a speech model")
     params = _frontend_params(getattr(options, "frontend", None), sidecar, warnings) if task != "classify" else None
     frames = getattr(options, "frames", None) or (sidecar.get("input_shape") or [None])[0]
     if model.inputs[0].shape[1] is not None:
@@ -392,7 +393,7 @@ def pipeline_convert(model_path, options, progress):
         # no data to check against: random windows still show how far the converted model is from Keras
         shape = (plan.frames, *plan.frame_shape)
         evaluation = (np.random.default_rng(0).standard_normal((GENERATED_WINDOWS, *shape)).astype(np.float32), None)
-        source = f"{GENERATED_WINDOWS} generated inputs (standard normal; no --calibration or --eval data)"
+        source = GENERATED_SOURCE.format(f"{GENERATED_WINDOWS} generated inputs (standard normal")
     n_classes = int(model.outputs[0].shape[-1])
     labels = list(labels) if labels else [f"class{i}" for i in range(n_classes)]
     if len(labels) != n_classes:

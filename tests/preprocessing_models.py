@@ -55,6 +55,16 @@ def cnn(name, first_layer):
     ], name=name)
 
 
+def tutorial(shape):
+    """The Keras transfer-learning tutorial's layout: an augmentation model, then Rescaling to [-1, 1]."""
+    augmentation = keras.Sequential([keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.1)],
+                                    name="data_augmentation")
+    inputs = keras.Input(shape)
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(augmentation(inputs))
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(x)))
+    return keras.Model(inputs, outputs, name="tutorial")
+
+
 def detected(model, folder):
     """What the converter reads from a model, after the converter's own loading (batch fixed to 1)."""
     path = folder / f"{model.name}.keras"
@@ -98,7 +108,8 @@ def main(out):
                                                                 include_preprocessing=True), out),
              "EfficientNetB0": detected(apps.EfficientNetB0(input_shape=shape, weights=None), out),
              "ResNet50": detected(apps.ResNet50(input_shape=shape, weights=None), out),
-             "plain CNN": detected(keras.Sequential([keras.Input(shape), keras.layers.Conv2D(4, 3)]), out)}
+             "plain CNN": detected(keras.Sequential([keras.Input(shape), keras.layers.Conv2D(4, 3)]), out),
+             "tutorial": detected(tutorial(shape), out)}
     (out / "applications.json").write_text(json.dumps(found, indent=1))
 
 

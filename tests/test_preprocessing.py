@@ -52,6 +52,7 @@ def test_keras_applications_preprocessing_is_read(made):
         assert (found[name]["mean"], found[name]["std"]) == ([0.0], [1.0]), name
     assert found["ResNet50"]["color"] == "bgr"
     assert found["plain CNN"] is None
+    assert (found["tutorial"]["mean"], found["tutorial"]["std"]) == ([0.0], [1.0])  # past the augmentation model
 
 
 def test_near_chance_float_model_stops_the_conversion(made, tmp_path):
