@@ -5,7 +5,8 @@
 For each model, on the same video read as fast as it goes:
   edgenn     run_camera with default options (threads chosen by measurement);
   naive      the TFLite Raspberry Pi examples' serial loop: read, BGR->RGB, cv2.resize, invoke with
-             every core, read the outputs;
+             every core, read the outputs; "naive+decode" also turns them into results with edgenn's
+             decoder, as edgenn does for every frame;
   model      the model alone: invoke in a loop with every core (the model-bound limit);
   mediapipe  MediaPipe's ObjectDetector on the same frames (SSD only; it runs in .venv-metadata-readers,
              which has MediaPipe, as TensorFlow and MediaPipe cannot share a venv).
@@ -29,7 +30,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from edgenn.devices.camera import machine_cores, run_camera  # noqa: E402
+from edgenn.bundle import read_labels, read_manifest  # noqa: E402
+from edgenn.image import Placement  # noqa: E402
 from edgenn.runtime import open_model  # noqa: E402
+from edgenn.vision import VisionTask  # noqa: E402
 
 FIXTURES = Path(os.environ.get("EDGENN_FIXTURES", REPO.parent / "shared" / "fixtures"))
 SSD = FIXTURES / "models/tflite_support/coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
@@ -63,9 +67,10 @@ def photo_video(path, frames, size=(1200, 600)):
     return path
 
 
-def naive_fps(model_path, video, threads):
+def naive_fps(model_path, video, threads, decode=False):
     """The examples' loop; float inputs get pixel / 255 (what the demo detector and YOLOv8n take)."""
     model = open_model(model_path, threads=threads)
+    task = VisionTask.create(model, read_manifest(model_path), labels=read_labels(model_path)) if decode else None
     tensor = model.inputs[0]
     height, width = tensor.shape[1], tensor.shape[2]
     capture = cv2.VideoCapture(str(video))
@@ -82,7 +87,10 @@ def naive_fps(model_path, video, threads):
         else:
             model.set_input(0, pixels.astype(np.float32) / 255.0)
         model.invoke()
-        [model.output(i, raw=True) for i in range(len(model.outputs))]
+        outputs = [model.output(i, raw=not task) for i in range(len(model.outputs))]
+        if task:
+            placement = Placement(width / frame.shape[1], height / frame.shape[0], 0.0, 0.0)
+            task.decode(outputs, (placement, (frame.shape[1], frame.shape[0])))
         frames += 1
     return frames / (time.perf_counter() - start)
 
@@ -111,8 +119,10 @@ def measure(name, model_path, video, cores, mediapipe):
     edgenn = run_camera(model_path, str(video), log=lambda message: None)
     row = {"model": name, "frames": edgenn["frames"], "edgenn_fps": edgenn["fps"],
            "edgenn_threads": edgenn["threads"], "naive_fps": round(naive_fps(model_path, video, cores), 1),
+           "naive_decode_fps": round(naive_fps(model_path, video, cores, decode=True), 1),
            "model_fps": round(model_fps(model_path, cores), 1)}
     row["vs_naive"] = round(row["edgenn_fps"] / row["naive_fps"], 3)
+    row["vs_naive_decode"] = round(row["edgenn_fps"] / row["naive_decode_fps"], 3)
     row["vs_model"] = round(row["edgenn_fps"] / row["model_fps"], 3)
     if mediapipe:
         row["mediapipe_fps"] = mediapipe_fps(model_path, video)
