@@ -1,6 +1,6 @@
 """`edgenn camera` throughput against the loops people write by hand, all in one run.
 
-    python bench/camera_throughput.py [--frames 600] [--json]
+    python bench/camera_throughput.py [--frames 600] [--rounds 3] [--json]
 
 For each model, on the same video read as fast as it goes:
   edgenn     run_camera with default options (threads chosen by measurement);
@@ -18,6 +18,7 @@ Models: the COCO SSD fixture on a 1200x600 video of fixture photos, the demo det
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -115,15 +116,23 @@ def mediapipe_fps(model_path, video):
     return float(done.stdout.split()[-1]) if done.returncode == 0 else None
 
 
-def measure(name, model_path, video, cores, mediapipe):
-    edgenn = run_camera(model_path, str(video), log=lambda message: None)
-    row = {"model": name, "frames": edgenn["frames"], "edgenn_fps": edgenn["fps"],
-           "edgenn_threads": edgenn["threads"], "naive_fps": round(naive_fps(model_path, video, cores), 1),
-           "naive_decode_fps": round(naive_fps(model_path, video, cores, decode=True), 1),
-           "model_fps": round(model_fps(model_path, cores), 1)}
-    row["vs_naive"] = round(row["edgenn_fps"] / row["naive_fps"], 3)
-    row["vs_naive_decode"] = round(row["edgenn_fps"] / row["naive_decode_fps"], 3)
-    row["vs_model"] = round(row["edgenn_fps"] / row["model_fps"], 3)
+def measure(name, model_path, video, cores, mediapipe, rounds):
+    """Medians over `rounds` rounds, each running every contender once in turn: this machine's speed drifts
+    by 10-20 % over a minute, which a single run of each would put into the ratios."""
+    runs = {"edgenn": [], "naive": [], "naive_decode": [], "model": []}
+    threads = []
+    for _ in range(rounds):
+        edgenn = run_camera(model_path, str(video), log=lambda message: None)
+        runs["edgenn"].append(edgenn["fps"])
+        threads.append(edgenn["threads"])
+        runs["naive"].append(naive_fps(model_path, video, cores))
+        runs["naive_decode"].append(naive_fps(model_path, video, cores, decode=True))
+        runs["model"].append(model_fps(model_path, cores))
+    row = {"model": name, "frames": edgenn["frames"], "rounds": rounds,
+           **{f"{k}_fps": round(statistics.median(v), 1) for k, v in runs.items()},
+           "edgenn_threads": threads}
+    for other in ("naive", "naive_decode", "model"):
+        row[f"vs_{other}"] = round(row["edgenn_fps"] / row[f"{other}_fps"], 3)
     if mediapipe:
         row["mediapipe_fps"] = mediapipe_fps(model_path, video)
         row["vs_mediapipe"] = round(row["edgenn_fps"] / row["mediapipe_fps"], 3) if row["mediapipe_fps"] else None
@@ -133,6 +142,7 @@ def measure(name, model_path, video, cores, mediapipe):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument("--rounds", type=int, default=3, help="each contender runs once a round; medians")
     parser.add_argument("--demo", default="/tmp/demo-out/shapes_detector_int8.tflite",
                         help="the demo detector bundle (edgenn demo writes it)")
     parser.add_argument("--json", action="store_true")
@@ -141,16 +151,16 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         photos = photo_video(Path(folder) / "photos.mp4", args.frames)
-        rows.append(measure("coco_ssd_mobilenet_v1", SSD, photos, cores, mediapipe=True))
+        rows.append(measure("coco_ssd_mobilenet_v1", SSD, photos, cores, True, args.rounds))
         print(json.dumps(rows[-1]), flush=True)
         if Path(args.demo).exists():
             from edgenn.demo_shapes import write_demo_video
 
             shapes = write_demo_video(Path(folder) / "shapes.mp4", seconds=args.frames / 30, fps=30, seed=1)
-            rows.append(measure("demo shapes detector", args.demo, shapes, cores, mediapipe=False))
+            rows.append(measure("demo shapes detector", args.demo, shapes, cores, False, args.rounds))
             print(json.dumps(rows[-1]), flush=True)
         if YOLO.exists():
-            rows.append(measure("yolov8n int8", YOLO, photos, cores, mediapipe=False))
+            rows.append(measure("yolov8n int8", YOLO, photos, cores, False, args.rounds))
             print(json.dumps(rows[-1]), flush=True)
     if args.json:
         print(json.dumps({"cores": cores, "rows": rows}, indent=1))
