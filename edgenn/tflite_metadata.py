@@ -318,25 +318,21 @@ def _table(b, *fields):
     return b.EndObject()
 
 
-def _vector(b, offsets):
-    b.StartVector(4, len(offsets), 4)
-    for offset in reversed(offsets):
-        b.PrependUOffsetTRelative(offset)
+def _vector(b, values, prepend=None):
+    """A vector of 4-byte items: table offsets, or values written by `prepend` (b.PrependFloat32...)."""
+    prepend = prepend or b.PrependUOffsetTRelative
+    b.StartVector(4, len(values), 4)
+    for value in reversed(values):
+        prepend(value)
     return b.EndVector()
 
 
 def _floats(b, values):
-    b.StartVector(4, len(values), 4)
-    for value in reversed(values):
-        b.PrependFloat32(value)
-    return b.EndVector()
+    return _vector(b, values, b.PrependFloat32)
 
 
 def _uints(b, values):
-    b.StartVector(4, len(values), 4)
-    for value in reversed(values):
-        b.PrependUint32(value)
-    return b.EndVector()
+    return _vector(b, values, b.PrependUint32)
 
 
 # --- reading -------------------------------------------------------------------------------------
