@@ -404,7 +404,7 @@ def run_camera(model, source=None, *, labels=None, decoder=None, threshold=None,
     path = resolve_model(model)
     if threads:
         settings, why = [Setting(threads, threads >= cores)], "--threads"
-    elif read_contents(load_bytes(path)).needs_edgetpu:  # an Edge TPU opens once; CPU threads barely matter
+    elif read_contents(load_bytes(path), str(path)).needs_edgetpu:  # an Edge TPU opens once; CPU threads barely matter
         settings, why = [Setting(cores, True)], "an Edge TPU model: nothing to measure"
     else:
         settings, why = candidates(cores), None
