@@ -102,7 +102,7 @@ def run_listen(model, source="default", *, events=None, mode=None, threshold=Non
 
 
 def check_thresholds(items):
-    """{label: threshold} from LABEL=X strings."""
+    """{label: threshold} from LABEL=X strings; X is a score, so 0 to 1."""
     result = {}
     for item in items or ():
         label, sep, value = item.rpartition("=")
@@ -112,4 +112,7 @@ def check_thresholds(items):
             label = ""
         if not sep or not label:
             raise EdgennError(f"--keyword-threshold {item!r}: expected LABEL=SCORE, e.g. yes=0.8")
+        if not 0 <= result[label] <= 1:
+            raise EdgennError(f"--keyword-threshold {item!r}: scores run from 0 to 1; give a threshold in that "
+                              f"range, e.g. {label}=0.8")
     return result

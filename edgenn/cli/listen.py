@@ -4,7 +4,14 @@ import json
 
 import click
 
+from edgenn.cli.outputs import check_event_files
 from edgenn.errors import EdgennError
+
+
+def _keyword_thresholds(ctx, param, value):
+    from edgenn.devices.listen import check_thresholds
+
+    return check_thresholds(value)
 
 
 def _print_devices(devices, as_json):
@@ -39,8 +46,8 @@ def _print_summary(summary):
               help="window: the window model every hop; streaming: the step model every frame "
                    "(default: streaming for a --streaming bundle, else window).")
 @click.option("--threshold", type=click.FloatRange(0, 1), help="Score a label must reach (all labels).")
-@click.option("--keyword-threshold", "keyword_thresholds", multiple=True, metavar="LABEL=X",
-              help="Threshold of one label (repeatable), e.g. --keyword-threshold go=0.9.")
+@click.option("--keyword-threshold", "thresholds", multiple=True, metavar="LABEL=X", callback=_keyword_thresholds,
+              help="Threshold of one label (repeatable, 0-1), e.g. --keyword-threshold go=0.9.")
 @click.option("--hop-ms", type=click.FloatRange(min=1), help="Window mode: time between model runs.")
 @click.option("--smoothing-ms", type=click.FloatRange(min=0), help="Moving average of the scores.")
 @click.option("--refractory-ms", type=click.FloatRange(min=0), help="Quiet time after an event.")
@@ -62,7 +69,7 @@ def _print_summary(summary):
 @click.option("--threads", type=click.IntRange(1), help="Interpreter threads.")
 @click.option("--list-devices", is_flag=True, help="List the audio input devices and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary (or device list) as JSON on stdout.")
-def listen(model, list_devices, as_json, keyword_thresholds, **options):
+def listen(model, list_devices, as_json, **options):
     """Run MODEL (a .tflite bundle or an installed model's name) on live audio and report keywords.
 
     Ctrl-C, SIGTERM, --duration or the end of a file end the run with a summary.
@@ -78,15 +85,16 @@ def listen(model, list_devices, as_json, keyword_thresholds, **options):
       edgenn listen --list-devices
     """
     from edgenn.devices.audio_sources import list_input_devices
-    from edgenn.devices.listen import check_thresholds, run_listen
+    from edgenn.devices.listen import run_listen
 
     if list_devices:
         _print_devices(list_input_devices(), as_json)
         return
     if not model:
-        raise click.UsageError("missing MODEL (or give --list-devices)")
+        raise click.UsageError("missing MODEL (or give --list-devices)", ctx=click.get_current_context())
+    check_event_files(options["events"])
     options["events"] = list(options["events"]) or None
-    summary = run_listen(model, thresholds=check_thresholds(keyword_thresholds), **options)
+    summary = run_listen(model, **options)
     if as_json:
         click.echo(json.dumps(summary))
     _print_summary(summary)
