@@ -7,13 +7,15 @@ TFLITE_VENV ?= .venv-tflite-runtime
 # Bundles' standard metadata is checked with the readers others use: tflite-support pins protobuf < 4
 # (TensorFlow needs newer), so it and MediaPipe (which has no protobuf pin since 1.x) share a venv.
 READERS_VENV ?= .venv-metadata-readers
+# A Pi's install: edgenn[device] alone (no TensorFlow), not editable, so the demo runs from the package's own files.
+DEVICE_VENV ?= .venv-device
 APT_TEST_PACKAGES := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins openssh-server \
 	openssh-client rsync mosquitto espeak-ng sox ffmpeg chromium chromium-driver systemd \
 	libusb-1.0-0 libegl1 libgles2 libgl1
 EDGENN_FIXTURES ?= $(abspath ../shared/fixtures)
 export EDGENN_FIXTURES
 
-.PHONY: demo test apt apt-demo venv venv-tflite-runtime venv-metadata-readers clean
+.PHONY: demo demo-bundles test apt apt-demo venv venv-tflite-runtime venv-metadata-readers venv-device clean
 
 DEMO_CALIBRATION ?= build/demo-calibration
 
@@ -21,7 +23,11 @@ demo: apt-demo venv
 	$(PY) -m training.make_demo_samples --calibration $(DEMO_CALIBRATION)
 	$(VENV)/bin/edgenn demo --calibration $(DEMO_CALIBRATION)
 
-test: apt venv venv-tflite-runtime venv-metadata-readers
+# Rebuild the int8 bundles edgenn/demo/ ships from the Keras models beside them (commit the result).
+demo-bundles: venv
+	$(PY) -m training.make_demo_samples --bundles --calibration $(DEMO_CALIBRATION)
+
+test: apt venv venv-tflite-runtime venv-metadata-readers venv-device
 	$(PY) -m pytest -q
 
 apt-demo:
@@ -58,5 +64,12 @@ $(READERS_VENV)/bin/python:
 venv-metadata-readers: $(READERS_VENV)/bin/python
 	$(READERS_VENV)/bin/python -m pip install -q "tflite-support==0.4.4" "protobuf<4" "mediapipe==1.2.3"
 
+$(DEVICE_VENV)/bin/python:
+	$(PYTHON) -m venv $(DEVICE_VENV)
+	$(DEVICE_VENV)/bin/python -m pip install -q --upgrade pip
+
+venv-device: $(DEVICE_VENV)/bin/python
+	$(DEVICE_VENV)/bin/python -m pip install -q ".[device]"
+
 clean:
-	rm -rf $(VENV) $(TFLITE_VENV) $(READERS_VENV) *.egg-info build edgenn-demo
+	rm -rf $(VENV) $(TFLITE_VENV) $(READERS_VENV) $(DEVICE_VENV) *.egg-info build edgenn-demo

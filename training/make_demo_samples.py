@@ -1,26 +1,35 @@
-"""Make the demo's inputs: the committed sample WAV (with ground truth), and the calibration data
-`make demo` hands to `edgenn demo`. (The sample video needs no espeak-ng, so `edgenn demo` makes it
+"""Make the demo's shipped files (sample WAV, labelled clips, int8 bundles) and its calibration data.
+
+The sample WAV comes with its ground truth. (The sample video needs no espeak-ng, so `edgenn demo` makes it
 itself with edgenn.demo_shapes.)
 
-    python -m training.make_demo_samples                    # rewrite edgenn/demo/sample_keywords.* (commit)
-    python -m training.make_demo_samples --calibration DIR  # DIR/images (shapes), DIR/speech (WAVs)
+    python -m training.make_demo_samples                    # rewrite edgenn/demo/sample_*, speech_clips.* (commit)
+    python -m training.make_demo_samples --calibration DIR  # DIR/images (shapes), DIR/speech (WAVs), DIR/speech_eval
+    python -m training.make_demo_samples --bundles          # rewrite edgenn/demo/*_int8.tflite from the .keras (commit)
 
 The sample WAV is real speakers of the test split (never trained on, never used to choose settings) over
-the held-out part of the real background noise, each word 20-35 dB above it; calibration uses augmented clips of training speakers.
+the held-out part of the real background noise, each word 20-35 dB above it; the labelled clips are test
+speakers' clips as recorded; calibration uses augmented clips of training speakers.
 Speech Commands dataset by Pete Warden / Google, CC BY 4.0."""
 
 import argparse
 import json
 import shutil
+import tempfile
+import wave
 from pathlib import Path
 
+import numpy as np
 
-from edgenn import demo_shapes
+from edgenn import demo_run, demo_shapes
+from edgenn.errors import EdgennError
 from edgenn.wav import write_wav
 from training import real_speech
+from training.speech_data import LABELS
 
 DEMO = Path(__file__).resolve().parents[1] / "edgenn" / "demo"
-STREAM_SEED, CALIBRATION_SEED = 11, 101
+STREAM_SEED, CALIBRATION_SEED, CLIPS_SEED = 11, 101, 13
+CLIPS_PER_LABEL = 10  # 120 clips, 3.8 MB: enough for a floor on the device, small enough to ship
 
 
 def write_samples(folder=DEMO):
@@ -34,6 +43,36 @@ def write_samples(folder=DEMO):
     return folder / "sample_keywords.wav"
 
 
+def write_speech_clips(folder=DEMO):
+    """speech_clips.wav: CLIPS_PER_LABEL clips of each label by test speakers, drawn by seed, one after another
+    with their PCM untouched; speech_clips.json: where each starts, its label, speaker and source file."""
+    rows = real_speech.clip_list("test")
+    rng = np.random.default_rng([CLIPS_SEED, 3])
+    pcm, clips, start = [], [], 0
+    for index, label in enumerate(LABELS):
+        paths = [(p, s) for p, i, s in rows if i == index]
+        for k in sorted(rng.choice(len(paths), CLIPS_PER_LABEL, replace=False)):
+            path, speaker = paths[k]
+            with wave.open(str(path), "rb") as w:
+                if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, real_speech.RATE):
+                    raise EdgennError(f"{path}: not 16-bit 16 kHz mono as Speech Commands clips are")
+                pcm.append(w.readframes(w.getnframes()))
+            samples = len(pcm[-1]) // 2
+            clips.append({"label": label, "start": start, "samples": samples, "speaker": speaker,
+                          "source": f"{label}/{path.name}"})
+            start += samples
+    with wave.open(str(folder / "speech_clips.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(real_speech.RATE)
+        w.writeframes(b"".join(pcm))
+    (folder / "speech_clips.json").write_text(json.dumps(
+        {"rate": real_speech.RATE, "seed": CLIPS_SEED, "per_label": CLIPS_PER_LABEL,
+         "made_by": "python -m training.make_demo_samples (test speakers, training/real_speech.SPLITS)",
+         "credit": real_speech.CREDIT, "clips": clips}, indent=1))
+    return folder / "speech_clips.wav"
+
+
 def write_calibration(root):
     root = Path(root)
     images = root / "images"
@@ -42,15 +81,31 @@ def write_calibration(root):
         demo_shapes.write_video_frames(images, seconds=8, fps=8, seed=CALIBRATION_SEED)
         (images / ".complete").touch()
     real_speech.write_wav_folder(root / "speech", "train", per_label=16, seed=CALIBRATION_SEED, augmented=True)
-    real_speech.write_wav_folder(root / "speech_eval", "test")  # the demo reports int8 accuracy on these
+    real_speech.write_wav_folder(root / "speech_eval", "test")  # the speech bundle's manifest: int8 accuracy on these
     return root
+
+
+def write_bundles(calibration, folder=DEMO):
+    """The shipped bundles, converted as `edgenn demo --convert` does; their manifests name the .keras sha256."""
+    with tempfile.TemporaryDirectory() as work:
+        made = demo_run.convert_demo_models(Path(work), write_calibration(calibration), print)
+        for bundle in made:
+            shutil.copyfile(bundle, folder / bundle.name)
+    return [folder / bundle.name for bundle in made]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calibration", help="write calibration data into this folder instead of the samples")
+    parser.add_argument("--bundles", action="store_true",
+                        help="rebuild the shipped bundles (calibration: --calibration, default build/demo-calibration)")
     args = parser.parse_args()
-    print(write_calibration(args.calibration) if args.calibration else write_samples())
+    if args.bundles:
+        print(*write_bundles(args.calibration or "build/demo-calibration"))
+    elif args.calibration:
+        print(write_calibration(args.calibration))
+    else:
+        print(write_samples(), write_speech_clips())
 
 
 if __name__ == "__main__":

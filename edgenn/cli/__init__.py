@@ -36,7 +36,7 @@ SHORT_HELP = {
     "models": "List the models installed on a device.",
     "service": "Run edgenn as a systemd service on this device.",
     "doctor": "Check this machine for runtimes, cameras, audio and Edge TPUs.",
-    "demo": "Convert the demo models and run them on sample input.",
+    "demo": "Run the demo models on a sample video and WAV (no TensorFlow needed).",
 }
 
 
