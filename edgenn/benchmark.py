@@ -25,6 +25,7 @@ import numpy as np
 
 from edgenn.bundle import load_bytes, read_manifest
 from edgenn.isolate import run_isolated
+from edgenn.modelfile import read_contents
 
 SCHEMA = "edgenn.bench/1"
 
@@ -81,6 +82,7 @@ def _measure(data, source, threads, warmup, runs, runtime):
 def bench_model(path, threads=(1,), warmup=10, runs=100, runtime=None):
     """Benchmark one model at each thread count; returns (model entry, {threads: latencies_ms})."""
     data = load_bytes(path)
+    read_contents(data, str(path))  # a damaged file is named here, not as "model" inside the child
     manifest = read_manifest(data, str(path)) or {}
     entry = {"model": str(path), "sha256": hashlib.sha256(data).hexdigest(),
              "quantization": manifest.get("quantization", {}).get("mode", "unknown"), "results": []}

@@ -108,7 +108,7 @@ CASES = [
     ("inspect-unknown-runtime", ["inspect", "{mobilenet}", "--runtime", "onnx"], 2, ["--runtime", "onnx"]),
     # bench
     ("bench-missing", ["bench", "{missing}"], 1, ["here.tflite", "no such file"]),
-    ("bench-damaged", ["bench", "{damaged}", "--runs", "1"], 1, ["damaged TFLite flatbuffer"]),
+    ("bench-damaged", ["bench", "{damaged}", "--runs", "1"], 1, ["damaged.tflite", "damaged TFLite flatbuffer"]),
     ("bench-threads-malformed", ["bench", "{mobilenet}", "--threads", "two"], 2, ["--threads", "1,2,4"]),
     ("bench-runs-zero", ["bench", "{mobilenet}", "--runs", "0"], 2, ["--runs"]),
     ("bench-plot-unwritable", ["bench", "{mobilenet}", "--plot", "/sys/latency.png"], 1, ["--plot", "cannot write"]),
