@@ -142,7 +142,7 @@ def _finish(output, options, work, seconds):
     """Quality gate, Edge TPU compilation and the atomic write of one converted model."""
     warnings = work["warnings"]
     manifest = work["manifest"]
-    generated = "no --calibration or --eval data" in manifest.get("evaluation", {}).get("source", "")
+    generated = GENERATED_SOURCE.format("") in manifest.get("evaluation", {}).get("source", "")
     if options.max_drop is not None and generated:
         warnings.append("--max-drop not applied: with no data the comparison ran on made-up inputs")
     elif options.max_drop is not None and "top1_agreement" in manifest.get("evaluation", {}):
@@ -264,8 +264,9 @@ def _convert_one(model, loaded, options, progress):
         kind = list if task == "detect" else int  # a folder's class names are no boxes, and vice versa
         evaluation_set.truth = [t if isinstance(t, kind) else None for t in evaluation_set.truth]
     labels = _labels(loaded, task, options, calibration or evaluation_set, evaluation_set, warnings)
+    float_out = None if evaluation_set is None else loaded.predict(evaluation_set.inputs)  # once: guard + report
     if task == "classify" and not options.force:  # the evaluation set: its truth follows the model's label order
-        _refuse_near_chance(loaded, options, normalization_source, evaluation_set)
+        _refuse_near_chance(options, normalization_source, evaluation_set, float_out)
 
     converter = loaded.converter()
     representative = None
@@ -292,9 +293,9 @@ def _convert_one(model, loaded, options, progress):
         evaluation_set = data.generated(loaded.input_shapes[0], _normalization(options), GENERATED_PICTURES,
                                         options.resize, options.color)
         evaluated_on = GENERATED_SOURCE.format(f"{GENERATED_PICTURES} generated pictures (random pixels")
+        float_out = loaded.predict(evaluation_set.inputs)
     if not contents.flex_ops:
         say(f"evaluating on {len(evaluation_set)} samples ...")
-        float_out = loaded.predict(evaluation_set.inputs)
         quant_out = evaluate.run_tflite(tflite, evaluation_set.inputs)
         decoder = _decoder(loaded, task, options)
         evaluation = evaluate.compare(task, evaluation_set, float_out,
@@ -383,15 +384,18 @@ NEAR_CHANCE = 0.25
 MIN_LABELLED = 12
 
 
-def _refuse_near_chance(loaded, options, source, samples):
-    """EdgennError when the float model itself scores near chance on the labelled data: the pictures reach it
-    normalised differently from training, or the folder order is not the model's label order."""
-    classes = loaded.output_shapes[0][-1]
-    if samples is None or not samples.has_truth or len(samples) < MIN_LABELLED or classes < 2:
+def _refuse_near_chance(options, source, samples, float_out):
+    """EdgennError when the float model itself (its outputs `float_out` on `samples`) scores near chance on the
+    labelled data: the pictures reach it normalised differently from training, or the folder order is not the
+    model's label order."""
+    if samples is None or not samples.has_truth or len(samples) < MIN_LABELLED:
         return
     import numpy as np
 
-    scores = loaded.predict(samples.inputs)[0].reshape(len(samples), -1)
+    scores = float_out[0].reshape(len(samples), -1)
+    classes = scores.shape[1]
+    if classes < 2:
+        return
     accuracy = float(np.mean(scores.argmax(1) == np.array(samples.truth)))
     chance = 1 / classes
     if accuracy < chance + NEAR_CHANCE * (1 - chance):

@@ -342,11 +342,11 @@ def pipeline_convert(model_path, options, progress):
     and no WAVs is a sequence classifier (task classify): RNNs read any time series."""
     from edgenn.converters import array_data
     from edgenn.converters.audio_data import load_windows
-    from edgenn.converters.pipeline import GENERATED_SOURCE
+    from edgenn.converters.pipeline import AUDIO_TASKS, GENERATED_SOURCE
 
     say = (lambda text: print(text, file=progress)) if progress.isatty() else (lambda text: None)
     warnings = []
-    if options.task not in (None, "classify", "keywords", "audio_classify"):
+    if options.task not in (None, "classify", *AUDIO_TASKS):
         raise EdgennError(f"{model_path} is a recurrent model; --task {options.task} is for pictures: use --task "
                           "keywords or audio_classify (audio), or classify (any other sequence)")
     if options.debug_layers:

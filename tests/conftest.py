@@ -5,6 +5,7 @@ step shows in CI."""
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,13 @@ def edgenn_cmd():
     exe = Path(sys.executable).with_name("edgenn")
     require(exe.exists(), "the edgenn console script (pip install -e .)")
     return [str(exe)]
+
+
+def free_port():
+    """A port on 127.0.0.1 that nothing listens on (connecting is refused at once) until a test binds it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def build_models(script, root):

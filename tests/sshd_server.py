@@ -11,13 +11,9 @@ import threading
 import time
 from pathlib import Path
 
+from conftest import free_port
+
 SSHD = "/usr/sbin/sshd"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def keygen(path):

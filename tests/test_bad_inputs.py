@@ -8,14 +8,13 @@ brokers that do not answer are closed ports on 127.0.0.1."""
 import json
 import os
 import pty
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, free_port, run_cli
 from edgenn.bundle import make_bundle
 from edgenn.manifest import new_manifest
 
@@ -25,13 +24,6 @@ KWS = "models/mlcommons_tiny/kws_ref_model.tflite"  # 12 keywords, MFCC input [1
 IMAGE = "images/coral/cat.bmp"
 WAV = "audio/speech_commands/yes.wav"
 KWS_LABELS = "labels/speech_commands/kws_12_labels.txt"
-
-
-def closed_port():
-    """A port on 127.0.0.1 that nothing listens on: connecting is refused at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +52,13 @@ def inputs(fixtures_dir, tmp_path_factory):
     files["audio_bundle"].write_bytes(make_bundle((fixtures_dir / KWS).read_bytes(), new_manifest(
         "keywords", "keywords", [{"shape": [1, 49, 10, 1], "dtype": "int8"}], labels=labels), labels))
     files["bad_toml"].write_text("[devices.pi1\nhost = \n")
-    files["fleet"].write_text("".join(f'[devices.pi{i}]\nhost = "127.0.0.1"\nport = {closed_port()}\n'
+    files["fleet"].write_text("".join(f'[devices.pi{i}]\nhost = "127.0.0.1"\nport = {free_port()}\n'
                                       'groups = ["fleet"]\n\n' for i in (1, 2)))
     return {**{name: str(path) for name, path in files.items()},
             "mobilenet": str(mobilenet), "edgetpu": str(fixtures_dir / EDGETPU), "kws": str(fixtures_dir / KWS),
             "image": str(fixtures_dir / IMAGE), "wav": str(fixtures_dir / WAV),
             "kws_labels": str(fixtures_dir / KWS_LABELS), "keras": str(REPO / "edgenn/demo/shapes_classifier.keras"),
-            "missing": str(root / "nothing" / "here.tflite"), "closed": str(closed_port())}
+            "missing": str(root / "nothing" / "here.tflite"), "closed": str(free_port())}
 
 
 SOURCE = ["--source", "{image}"]

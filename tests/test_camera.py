@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import require, run_cli
+from conftest import free_port, require, run_cli
 from edgenn.devices import camera, sources
 from edgenn.devices.preview import PreviewServer, PreviewState
 from edgenn.errors import EdgennError
@@ -41,12 +41,6 @@ def write_video(path, images, fps=10, repeat=1, size=None):
             writer.write(cv2.resize(image, size) if image.shape[1::-1] != tuple(size) else image)
     writer.release()
     return path
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
