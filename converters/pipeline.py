@@ -38,7 +38,7 @@ from edgenn.bundle import load_labels_file, save_bundle
 from edgenn.errors import EdgennError
 
 IMAGE_TASKS = ("classify", "detect")
-AUDIO_TASKS = ("keywords", "audio_classify")
+AUDIO_TASKS = ("keywords", "audio_classify", "phrases")
 GENERATED_PICTURES = 16  # the float-vs-converted check when no data is given
 GENERATED_SOURCE = "{}; no --calibration or --eval data)"  # how that evaluation's "source" reads
 DEFAULT_DECODER = {"kind": "edgenn_grid", "score_threshold": 0.3, "iou_threshold": 0.45, "max_detections": 10}

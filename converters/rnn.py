@@ -191,18 +191,39 @@ def _step_representative(pairs, spec, progress, limit=CALIBRATION_STEPS):
     return generate
 
 
-def _compare(reference, candidate, labels=None):
+def _compare(reference, candidate, labels=None, phrases=None):
+    """Scores of two models on the same windows; with labels, accuracy of each (phrases: of whole phrases, and
+    the word error rate, decoding greedily; `phrases` = {"blank_index", "ignored": token ids left out of text})."""
     reference, candidate = np.asarray(reference, np.float32), np.asarray(candidate, np.float32)
     result = {"windows": int(len(reference)),
               "max_abs_diff": float(np.max(np.abs(reference - candidate))),
               "mean_abs_diff": float(np.mean(np.abs(reference - candidate))),
               "argmax_agreement": float(np.mean(reference.argmax(-1) == candidate.argmax(-1)))}
-    if labels is not None:
+    if labels is not None and phrases is not None:
+        for key, scores in (("reference", reference), ("", candidate)):
+            rate, accuracy = _phrase_errors(scores, labels, phrases)
+            result["accuracy" + (f"_{key}" if key else "")] = accuracy
+            result["word_error_rate" + (f"_{key}" if key else "")] = rate
+        result["drop_pp"] = 100.0 * (result["accuracy_reference"] - result["accuracy"])
+    elif labels is not None:
         labels = np.asarray(labels)
         result["accuracy_reference"] = float(np.mean(reference.argmax(-1) == labels))
         result["accuracy"] = float(np.mean(candidate.argmax(-1) == labels))
         result["drop_pp"] = 100.0 * (result["accuracy_reference"] - result["accuracy"])
     return result
+
+
+def _phrase_errors(scores, truths, phrases):
+    """(word error rate, phrase accuracy) of greedy CTC decoding of [N, T, classes] against token lists."""
+    from edgenn.phrases import greedy_tokens, word_errors
+
+    errors = words = right = 0
+    for frames, truth in zip(scores, truths):
+        heard = [t for t in greedy_tokens(frames.argmax(-1), phrases["blank_index"]) if t not in phrases["ignored"]]
+        errors += word_errors(list(truth), heard)
+        words += len(truth)
+        right += heard == list(truth)
+    return errors / max(words, 1), right / max(len(truths), 1)
 
 
 def _run_window(data, windows):
@@ -216,18 +237,19 @@ def _run_stream(data, spec, windows):
 
 
 def convert_rnn(keras_model, mode="float32", io="float", calibration=None, eval_data=None, streaming=False,
-                frames=None, calibration_size=200, progress=None):
+                frames=None, calibration_size=200, progress=None, phrases=None):
     """Lower and convert an RNN model; returns {"tflite": bytes, "manifest": {...fragments}} (see module doc).
-    progress: a stream for progress bars (shown when it is a terminal)."""
+    progress: a stream for progress bars (shown when it is a terminal); phrases: a CTC model's
+    {"blank_index", "ignored"}, its eval_data labels then being token lists."""
     result = convert_rnn_modes(keras_model, [mode], io, calibration, eval_data, streaming, frames, calibration_size,
-                               progress)
+                               progress, phrases)
     if "error" in result[mode]:
         raise EdgennError(result[mode]["error"])
     return result[mode]
 
 
 def convert_rnn_modes(keras_model, modes, io="float", calibration=None, eval_data=None, streaming=False,
-                      frames=None, calibration_size=200, progress=None):
+                      frames=None, calibration_size=200, progress=None, phrases=None):
     """{mode: convert_rnn result, or {"error": one line} for a mode TFLite cannot do}, lowering and tracing once."""
     model = load_keras(keras_model) if isinstance(keras_model, (str, os.PathLike)) else keras_model
     for mode in modes:
@@ -294,18 +316,18 @@ def convert_rnn_modes(keras_model, modes, io="float", calibration=None, eval_dat
                 manifest["streaming"] = _streaming_spec(step_data, spec)
             if eval_windows is not None:
                 manifest["evaluation"] = _evaluate(reference, eval_labels, eval_windows, window_data,
-                                                   step_data if streaming else None, manifest.get("streaming"))
+                                                   step_data if streaming else None, manifest.get("streaming"), phrases)
             results[mode] = {"tflite": data, "window_tflite": window_data, "manifest": manifest}
     return results
 
 
-def _evaluate(reference, labels, windows, window_data, step_data, spec):
+def _evaluate(reference, labels, windows, window_data, step_data, spec, phrases=None):
     window_scores = _run_window(window_data, windows)
     if step_data is None:
-        return {"float_vs_quantized": _compare(reference, window_scores, labels)}
+        return {"float_vs_quantized": _compare(reference, window_scores, labels, phrases)}
     stream_scores = _run_stream(step_data, spec, windows)
-    return {"float_vs_quantized": _compare(reference, stream_scores, labels),
-            "window_float_vs_quantized": _compare(reference, window_scores, labels),
+    return {"float_vs_quantized": _compare(reference, stream_scores, labels, phrases),
+            "window_float_vs_quantized": _compare(reference, window_scores, labels, phrases),
             "window_vs_streaming": _compare(window_scores, stream_scores)}
 
 
@@ -341,19 +363,24 @@ def pipeline_convert(model_path, options, progress):
     folder of .npy; converters/array_data.py) of the model's input shape. A model with no audio front-end
     and no WAVs is a sequence classifier (task classify): RNNs read any time series."""
     from edgenn.converters import array_data
-    from edgenn.converters.audio_data import load_windows
+    from edgenn.converters.audio_data import load_phrase_windows, load_windows
     from edgenn.converters.pipeline import AUDIO_TASKS, GENERATED_SOURCE
 
     say = (lambda text: print(text, file=progress)) if progress.isatty() else (lambda text: None)
     warnings = []
     if options.task not in (None, "classify", *AUDIO_TASKS):
         raise EdgennError(f"{model_path} is a recurrent model; --task {options.task} is for pictures: use --task "
-                          "keywords or audio_classify (audio), or classify (any other sequence)")
+                          "keywords, audio_classify or phrases (audio), or classify (any other sequence)")
     if options.debug_layers:
         warnings.append("--debug-layers is not available for RNN models yet; converted without the per-layer table")
     sidecar = _sidecar(model_path)
     model = load_keras(model_path)
-    task = options.task or _task(options, sidecar)
+    task = options.task or sidecar.get("task") or _task(options, sidecar)
+    sequence = len(model.outputs[0].shape) == 3
+    if sequence != (task == "phrases"):
+        raise EdgennError(f"{model_path} scores every frame (a CTC phrase model): convert it with --task phrases"
+                          if sequence else f"{model_path} gives one score vector per window, not one per frame; "
+                          "--task phrases needs a model whose last recurrent layer returns sequences (CTC)")
     if task == "classify" and not options.task and not any((options.calibration, options.eval)):
         warnings.append("no audio front-end, WAVs or --task: converted as a sequence classifier (task classify); "
                         "pass --task keywords and --frontend for a speech model")
@@ -365,8 +392,12 @@ def pipeline_convert(model_path, options, progress):
     quantized = options.quantize in ("int8", "int16x8")
     plan = rnn_lower.analyze(model, frames)  # the window length before reading any data
 
+    phrases = _phrase_decoder(labels, sidecar) if task == "phrases" else None
+
     def read(source, limit, what):
         say(f"reading {source} ...")
+        if phrases:
+            return (*load_phrase_windows(source, params, plan.frames, labels, limit), labels)
         if array_data.is_array_source(source):
             return array_data.load_arrays(source, labels, limit, what)
         if params is None:
@@ -404,7 +435,8 @@ def pipeline_convert(model_path, options, progress):
     started = time.time()
     result = convert_rnn(model, options.quantize, options.io, calibration if quantized else None, evaluation,
                          options.streaming, frames, calibration_size=len(calibration) if quantized else 0,
-                         progress=progress)
+                         progress=progress, phrases=phrases and {"blank_index": phrases["blank_index"], "ignored": {
+                             labels.index(f) for f in [labels[phrases["blank_index"]], *phrases["filler"]]}})
     seconds = time.time() - started
     fragments = result["manifest"]
     fields = {key: fragments[key] for key in ("lowering", "streaming") if key in fragments}
@@ -424,6 +456,8 @@ def pipeline_convert(model_path, options, progress):
 
     if params is not None:
         fields["audio_frontend"] = params.to_dict()
+    if phrases:
+        fields["decoder"] = phrases
     manifest = new_manifest(
         options.name or Path(model_path).stem.replace(" ", "_"), task, fragments["inputs"],
         version=options.version, labels=labels, quantization=quantization,
@@ -446,6 +480,20 @@ def _task(options, sidecar):
     audio = getattr(options, "frontend", None) or sidecar.get("frontend") or \
         any(not is_array_source(s) for s in sources)
     return "keywords" if audio else "classify"
+
+
+def _phrase_decoder(labels, sidecar):
+    """The manifest's decoder of a CTC phrase model: blank index, filler tokens, the words it can say."""
+    if not labels:
+        raise EdgennError("a phrase model needs its vocabulary: --labels FILE (one token a line, the CTC blank "
+                          "named _blank_) or a MODEL.json with \"labels\"")
+    blank = labels.index("_blank_") if "_blank_" in labels else sidecar.get("blank_index")
+    if blank is None:
+        raise EdgennError("which token is the CTC blank? name it _blank_ in the labels, or give \"blank_index\" in "
+                          "MODEL.json")
+    return {"kind": "phrases", "blank_index": int(blank),
+            "filler": [t for i, t in enumerate(labels) if t.startswith("_") and i != blank],
+            "vocabulary": [t for i, t in enumerate(labels) if not t.startswith("_") and i != blank]}
 
 
 def _sidecar(model_path):
@@ -484,6 +532,9 @@ def _pipeline_evaluation(evaluation, source):
     if "accuracy" in bundle:
         summary.update(accuracy_float=round(bundle["accuracy_reference"], 4),
                        accuracy_converted=round(bundle["accuracy"], 4))
+    if "word_error_rate" in bundle:
+        summary.update(word_error_rate_float=round(bundle["word_error_rate_reference"], 4),
+                       word_error_rate_converted=round(bundle["word_error_rate"], 4))
     rounded = {name: {key: round(value, 5) if isinstance(value, float) else value for key, value in part.items()}
                for name, part in evaluation.items()}
     return {**summary, **rounded}
@@ -492,8 +543,11 @@ def _pipeline_evaluation(evaluation, source):
 def _table(evaluation):
     rows = [("samples", str(evaluation["samples"]), "")]
     if "accuracy_float" in evaluation:
-        rows.append(("accuracy", f"{100 * evaluation['accuracy_float']:.2f} %",
-                     f"{100 * evaluation['accuracy_converted']:.2f} %"))
+        rows.append(("phrase accuracy" if "word_error_rate_float" in evaluation else "accuracy",
+                     f"{100 * evaluation['accuracy_float']:.2f} %", f"{100 * evaluation['accuracy_converted']:.2f} %"))
+    if "word_error_rate_float" in evaluation:
+        rows.append(("word error rate", f"{100 * evaluation['word_error_rate_float']:.2f} %",
+                     f"{100 * evaluation['word_error_rate_converted']:.2f} %"))
     rows += [("top-1 agreement", "", f"{100 * evaluation['top1_agreement']:.2f} %"),
              ("max |Δ score|", "", f"{evaluation['max_abs_score_delta']:.4g}")]
     if "window_vs_streaming" in evaluation:

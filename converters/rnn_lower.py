@@ -175,7 +175,8 @@ def lower_window(model, frames=None, plan=None, batch_size=1):
 def build_step_model(model, frames=None, plan=None, batch_size=1):
     """(step model, streaming spec): one frame in, scores and next states out, same weights.
 
-    Step model inputs: [frame, *states]; outputs: [scores, *next states], in the order of
+    Step model inputs: [frame, *states]; outputs: [scores, *next states] (scores [1, 1, classes] of
+    this frame when the model scores every frame, "sequence_output"), in the order of
     spec["states"]. A state is "recurrent" (h or c of a layer, zero at the start of a stream) or
     "ring" (the last frames a Conv1D needs, oldest first). With padding="valid" the window model
     starts its recurrence after the first `warmup_frames` frames; a stream reproduces a window by
@@ -185,6 +186,8 @@ def build_step_model(model, frames=None, plan=None, batch_size=1):
     window = lower_window(model, plan=plan)
     names = plan.class_names
     last_rnn = max(i for i, n in enumerate(names) if n in RECURRENT + ("Bidirectional",))
+    # a sequence model (last recurrent layer with return_sequences, e.g. CTC) scores every frame: [1, 1, classes]
+    sequence = len(model.outputs[0].shape) == 3
     frame = keras.Input((1, *plan.frame_shape), batch_size=batch_size, name="frame")
     state_inputs, state_outputs, states = [], [], []
     warmup = 0
@@ -207,11 +210,11 @@ def build_step_model(model, frames=None, plan=None, batch_size=1):
                 initial.append(state)
                 states.append({"name": state_name, "kind": "recurrent", "shape": [1, units]})
             state_inputs += initial
-            if position == last_rnn and layer.get_config()["return_sequences"]:
-                raise EdgennError(f"the last recurrent layer {layer.name!r} returns sequences; streaming needs it to "
-                                  "return its last output (return_sequences=False) followed by the head")
+            if position == last_rnn and layer.get_config()["return_sequences"] and not sequence:
+                raise EdgennError(f"the last recurrent layer {layer.name!r} returns sequences but the model's output "
+                                  "has no time axis; streaming needs return_sequences=False, or a per-frame head")
             x, next_states = _one_step(layer, x, initial)
-            if position != last_rnn:
+            if position != last_rnn or sequence:
                 x = keras.layers.Reshape((1, units))(x)
             state_outputs += list(next_states)
         elif name == "Conv1D":
@@ -248,7 +251,7 @@ def build_step_model(model, frames=None, plan=None, batch_size=1):
         keras.layers.Identity(name=f"edgenn_{state['name']}_next")(t) for state, t in zip(states, state_outputs)]
     step = keras.Model([frame, *state_inputs], outputs, name=f"{model.name}_step")
     spec = {"hop_frames": 1, "window_frames": plan.frames, "warmup_frames": warmup,
-            "frame_shape": [1, 1, *plan.frame_shape], "states": states}
+            "frame_shape": [1, 1, *plan.frame_shape], "states": states, "sequence_output": sequence}
     return step, spec
 
 

@@ -9,7 +9,9 @@ instead of once per frame.
 
 The window takes [1, T, ...] frames (SPLIT into T frames), starts from zero states, zeroes the
 recurrent states after `warmup_frames` steps as edgenn.streaming does, requantizes a state whose
-output and input scales differ (QUANTIZE), and returns the scores of the last step.
+output and input scales differ (QUANTIZE), and returns the scores of the last step, or, for a model that
+scores every frame (spec "sequence_output"), the scores of every step after the warm-up joined along time
+(CONCATENATION: [1, T - warmup, classes], as the Keras window model).
 """
 
 import copy
@@ -77,6 +79,7 @@ def unroll_step_model(step_data, spec):
     zero_states = [zeros(i) for i in state_in]
     step_ops = graph.operators
     carried = zero_states
+    step_scores = []
     for t in range(frames):
         if t == warmup and t:  # the window's recurrence starts after the Conv1D context frames
             carried = [z if s["kind"] == "recurrent" else c for z, c, s in zip(zero_states, carried, spec["states"])]
@@ -89,12 +92,30 @@ def unroll_step_model(step_data, spec):
             new.inputs = np.array([mapping[i] if i >= 0 else i for i in op.inputs], np.int32)
             new.outputs = np.array([mapping[i] for i in op.outputs], np.int32)
             operators.append(new)
+        if t >= warmup:
+            step_scores.append(mapping[scores_out])
         carried = [_requantize(model, graph, operators, add_tensor, mapping[o], i)
                    for o, i in zip(state_out, state_in)]
-    graph.inputs, graph.outputs = np.array([features], np.int32), np.array([mapping[scores_out]], np.int32)
+    scores = _join(model, graph, operators, add_tensor, step_scores) if spec.get("sequence_output") \
+        else mapping[scores_out]
+    graph.inputs, graph.outputs = np.array([features], np.int32), np.array([scores], np.int32)
     graph.operators = _live(operators, graph.outputs)
-    model.signatureDefs = [_signature(features, mapping[scores_out])]
+    model.signatureDefs = [_signature(features, scores)]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _join(model, graph, operators, add_tensor, step_scores):
+    """[1, steps, classes] from the steps' [1, 1, classes] scores (one quantization: copies of one tensor)."""
+    template = graph.tensors[step_scores[0]]
+    joined = add_tensor(template, "scores", [1, len(step_scores), *list(template.shape)[2:]])
+    op = schema.OperatorT()
+    op.opcodeIndex = _opcode(model, schema.BuiltinOperator.CONCATENATION)
+    op.inputs, op.outputs = np.array(step_scores, np.int32), np.array([joined], np.int32)
+    op.builtinOptionsType = schema.BuiltinOptions.ConcatenationOptions
+    op.builtinOptions = schema.ConcatenationOptionsT()
+    op.builtinOptions.axis = 1
+    operators.append(op)
+    return joined
 
 
 def _short(tensor):

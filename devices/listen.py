@@ -17,23 +17,31 @@ from edgenn.events import make_event, make_sink
 from edgenn.flash import profiles
 from edgenn.devices.audio_sources import END, open_audio_source
 from edgenn.devices.run_control import StopOnSignals, preferred_runtime, resolve_model
+from edgenn.devices.phrase_listen import PhraseListener
 from edgenn.devices.speech import Listener, load_audio_model
+from edgenn.phrases import Grammar
 
-EVENT_KIND = {"keywords": "keyword", "audio_classify": "audio_class"}
+EVENT_KIND = {"keywords": "keyword", "audio_classify": "audio_class", "phrases": "phrase"}
 
 
 def run_listen(model, source="default", *, events=None, mode=None, threshold=None, thresholds=None, hop_ms=None,
                smoothing_ms=None, refractory_ms=None, copies=4, realtime=False, duration=None, labels=None,
                frontend=None, task=None, input_rate=None, device_rate=None, runtime=None, threads=None,
-               queue_blocks=None, on_detection=None, on_start=None, log=None):
+               queue_blocks=None, grammar=None, pause_ms=None, on_detection=None, on_start=None, log=None):
     """Run MODEL on SOURCE ('default', a device index or name, FILE.wav, '-' for raw PCM on stdin).
 
-    events: a sink spec or a list ('-', FILE, mqtt://HOST[:PORT]/TOPIC). Returns the summary dict;
-    its "error" is set when the source failed mid-run."""
+    events: a sink spec or a list ('-', FILE, mqtt://HOST[:PORT]/TOPIC). A phrase model (task phrases)
+    reports phrases, matched to `grammar` (a file of allowed phrases) when given, ending after `pause_ms` of
+    quiet. Returns the summary dict; its "error" is set when the source failed mid-run."""
     log = log or (lambda message: print(f"edgenn: {message}", file=sys.stderr))
     audio = load_audio_model(resolve_model(model), labels=labels, frontend=frontend, task=task,
                              runtime=preferred_runtime(runtime, profiles.detect()), threads=threads)
-    listener = Listener(audio, mode, threshold, thresholds, hop_ms, smoothing_ms, refractory_ms, copies)
+    if audio.task == "phrases":
+        listener = PhraseListener(audio, mode, grammar and Grammar.load(grammar, audio.labels), pause_ms)
+    elif grammar or pause_ms:
+        raise EdgennError(f"--grammar and --pause-ms are for phrase models; {audio.name} is a {audio.task} model")
+    else:
+        listener = Listener(audio, mode, threshold, thresholds, hop_ms, smoothing_ms, refractory_ms, copies)
     options = {"queue_blocks": queue_blocks} if queue_blocks else {}
     src = open_audio_source(source, audio.rate, realtime=realtime, input_rate=input_rate, device_rate=device_rate,
                             **options)
@@ -46,16 +54,19 @@ def run_listen(model, source="default", *, events=None, mode=None, threshold=Non
 
     def emit(block, taken, detections):
         for found in detections:
-            counts[found.label] += 1
             if src.live:  # the capture clock: when the word started, when its last sample used was captured
                 when = block.time + (found.start * audio.rate - block.offset) / audio.rate
                 heard = block.time + (found.end_sample - block.offset) / audio.rate
             else:  # recorded audio is read ahead of any clock: latency counts from when the runner took the block
                 when, heard = None, taken
-            event = make_event("microphone", audio.name, EVENT_KIND[audio.task], found.label, found.score,
-                               when=when, latency_ms=1000 * (time.time() - heard),
-                               stream_time=round(found.start, 3), detected_at=round(found.detected, 3),
-                               mode=listener.mode)
+            common = dict(when=when, latency_ms=1000 * (time.time() - heard), detected_at=round(found.detected, 3),
+                          mode=listener.mode)
+            if audio.task == "phrases":
+                event = phrase_event(audio.name, found, **common)
+            else:
+                event = make_event("microphone", audio.name, EVENT_KIND[audio.task], found.label, found.score,
+                                   stream_time=round(found.start, 3), **common)
+            counts[event["label"]] += 1
             if sink:
                 sink.emit(event)
             if on_detection:
@@ -99,6 +110,15 @@ def run_listen(model, source="default", *, events=None, mode=None, threshold=Non
             "events": sum(counts.values()), "labels": dict(counts), "overflows": src.overflows,
             "lost_seconds": round(src.lost_samples / src.input_rate, 3), "stopped_by": stop.get("reason"),
             "error": src.error}
+
+
+def phrase_event(model, phrase, **extra):
+    """The event of a heard phrase; a grammar miss is kind "phrase" with text "" and matched false."""
+    fields = {"text": phrase.text, "words": phrase.words, "word_scores": [round(s, 4) for s in phrase.scores],
+              "start": round(phrase.start, 3), "end": round(phrase.end, 3)}
+    if phrase.grammar:
+        fields.update(matched=bool(phrase.words), heard=" ".join(phrase.heard) if phrase.heard else phrase.text)
+    return make_event("microphone", model, "phrase", phrase.text or "_unmatched_", phrase.score, **fields, **extra)
 
 
 def check_thresholds(items):

@@ -38,7 +38,7 @@ from edgenn.streaming import Stream
 from edgenn.devices.model_frontend import ModelFrontEnd, ModelFrontEndParams
 
 FRONTEND_PRESETS = {"mlcommons_kws": FrontEndParams.mlcommons_kws}
-TASKS = ("keywords", "audio_classify")
+TASKS = ("keywords", "audio_classify", "phrases")
 DEFAULTS = {  # per task (and mode): hop between window runs, smoothing, refractory period (ms), threshold
     # keywords: chosen by training/tune_listen.py on streams of dev speakers over real noise (BENCHMARKS.md)
     "keywords": {"hop_ms": 100, "smoothing_ms": 300, "refractory_ms": 500, "threshold": 0.5,
@@ -135,18 +135,23 @@ def load_audio_model(path, labels=None, frontend=None, task=None, runtime=None, 
             rate = int(manifest["sample_rate"])
     else:
         window_samples, window_frames, rate = 0, _window_frames(path, shape, params, spec), params.sample_rate
-    n_classes = int(np.prod(model.outputs[_scores_position(model, spec)].shape))
+    task = task or manifest.get("task") or ("audio_classify" if params is None else "keywords")
+    scores_shape = model.outputs[_scores_position(model, spec)].shape
+    # a phrase model scores every frame: [1, frames, classes]
+    n_classes = int(scores_shape[-1] if task == "phrases" else np.prod(scores_shape))
     if not label_list:
         label_list = [f"class_{i}" for i in range(n_classes)]
     if len(label_list) != n_classes:
         raise EdgennError(f"{path}: {len(label_list)} labels for {n_classes} model outputs; check --labels")
-    task = task or manifest.get("task") or ("audio_classify" if params is None else "keywords")
     if task not in TASKS:
         raise EdgennError(f"{path}: task {task!r} is not an audio task; edgenn listen runs {', '.join(TASKS)}")
     decoder = manifest.get("decoder") or {}
+    if task == "phrases" and decoder.get("kind") != "phrases":
+        raise EdgennError(f"{path}: no phrase decoder in its manifest (blank index, vocabulary); convert the CTC "
+                          "model with `edgenn convert --task phrases`")
     return AudioModel(name=manifest.get("name") or path.stem, task=task, labels=list(label_list), rate=rate,
                       frontend=params, window_samples=window_samples, window_frames=window_frames, model=model,
-                      streaming=spec, settings=decoder if decoder.get("kind") == "keywords" else {})
+                      streaming=spec, settings=decoder if decoder.get("kind") in ("keywords", "phrases") else {})
 
 
 def _window_frames(path, shape, params, spec):

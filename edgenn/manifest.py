@@ -6,8 +6,8 @@ Validation is hand-written over plain dicts so a device needs nothing beyond the
 from edgenn.errors import EdgennError
 
 FORMAT_VERSION = 1
-TASKS = ("classify", "detect", "keywords", "audio_classify")
-DECODERS = ("topk", "ssd_postprocess", "yolov8", "edgenn_grid", "keywords")
+TASKS = ("classify", "detect", "keywords", "audio_classify", "phrases")
+DECODERS = ("topk", "ssd_postprocess", "yolov8", "edgenn_grid", "keywords", "phrases")
 QUANTIZATIONS = ("float32", "dynamic", "float16", "int8", "int16x8")
 TARGETS = ("cpu", "edgetpu")
 

@@ -1,4 +1,4 @@
-"""Detection metrics: IoU and VOC-style mean average precision."""
+"""Detection metrics (IoU, VOC-style mean average precision), keyword matching and phrase scoring."""
 
 import numpy as np
 
@@ -71,3 +71,29 @@ def match_keywords(truth, events, tolerance=0.5):
             errors.append(error)
     false = [e for i, e in enumerate(events) if i not in used]
     return (len(errors) / len(truth) if truth else 1.0), false, errors
+
+
+def score_phrases(truth, events):
+    """Word error rate, whole-phrase accuracy and latency of phrase events against spoken phrases.
+
+    truth: [{"words", "start", "end"}] in time order; events: phrase events ({"words", "detected_at"}; a
+    grammar miss has no words). An event belongs to the phrase in whose stretch it was decided: from that
+    phrase's start to the next one's (the first stretch begins at 0). A phrase is right when exactly one
+    event belongs to it, with its words; latency is that event's detected_at minus the phrase's end."""
+    from edgenn.phrases import word_errors
+
+    bounds = [p["start"] for p in truth[1:]] + [float("inf")]
+    heard = [[] for _ in truth]
+    for event in sorted(events, key=lambda e: e["detected_at"]):
+        index = next(i for i, bound in enumerate(bounds) if event["detected_at"] < bound)
+        heard[index].append(event)
+    errors = sum(word_errors(p["words"], [w for e in got for w in e["words"]]) for p, got in zip(truth, heard))
+    words = sum(len(p["words"]) for p in truth)
+    right = [len(got) == 1 and got[0]["words"] == p["words"] for p, got in zip(truth, heard)]
+    latency = [got[-1]["detected_at"] - p["end"] for p, got in zip(truth, heard) if got]
+    return {"phrases": len(truth), "words": words, "word_error_rate": round(errors / max(words, 1), 4),
+            "phrase_accuracy": round(sum(right) / max(len(truth), 1), 4), "events": len(events),
+            "latency_median_s": round(float(np.median(latency)), 3) if latency else None,
+            "latency_max_s": round(float(np.max(latency)), 3) if latency else None,
+            "wrong": [{"said": " ".join(p["words"]), "heard": [" ".join(e["words"]) for e in got]}
+                      for p, got, ok in zip(truth, heard, right) if not ok]}

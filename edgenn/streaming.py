@@ -76,13 +76,17 @@ class Stream:
 def run_steps(model, frames, spec):
     """Scores after stepping an opened step model (edgenn.runtime.Model) through frames [T, ...] from zero state.
 
-    Over the frames of one window this reproduces the window model's output."""
+    Over the frames of one window this reproduces the window model's output: the last step's scores, or
+    for a model that scores every frame (spec "sequence_output") the scores of every step after the
+    warm-up, [1, T - warmup, classes]."""
     stream = Stream(model, spec)
-    scores = None
+    every = []
     hop = spec.get("hop_frames", 1)
     frames = np.asarray(frames, np.float32)
     for start in range(0, len(frames) - hop + 1, hop):
         scores = stream.step(frames[start:start + hop][None])
-    if scores is None:
-        raise EdgennError(f"need at least {hop} frame(s) to step the model, got {len(frames)}")
-    return scores
+        if start + hop > spec.get("warmup_frames", 0):
+            every.append(scores.reshape(-1))
+    if not every:
+        raise EdgennError(f"need more than {spec.get('warmup_frames', 0)} frame(s) to step the model, got {len(frames)}")
+    return np.stack(every)[None] if spec.get("sequence_output") else scores

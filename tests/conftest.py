@@ -8,6 +8,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,26 @@ def run_cli(args, **kwargs):
     exe = Path(sys.executable).with_name("edgenn")
     kwargs.setdefault("timeout", 300)
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def mosquitto():
+    exe = "/usr/sbin/mosquitto"
+    require(os.path.exists(exe), "mosquitto (apt-get install mosquitto)")
+    port = free_port()
+    folder = tempfile.mkdtemp()
+    config = os.path.join(folder, "mosquitto.conf")
+    with open(config, "w") as f:
+        f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    process = subprocess.Popen([exe, "-c", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield port
+    process.terminate()
+    process.wait(timeout=10)
+    shutil.rmtree(folder, ignore_errors=True)

@@ -237,29 +237,6 @@ def test_image_folder_and_glob_sources(tmp_path, fixtures_dir):
         assert len(frames) == (2 if spec == tmp_path else 1) and capture.dropped == 0
 
 
-@pytest.fixture(scope="session")
-def mosquitto():
-    exe = "/usr/sbin/mosquitto"
-    require(os.path.exists(exe), "mosquitto (apt-get install mosquitto)")
-    port = free_port()
-    folder = tempfile.mkdtemp()
-    config = os.path.join(folder, "mosquitto.conf")
-    with open(config, "w") as f:
-        f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    process = subprocess.Popen([exe, "-c", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield port
-    process.terminate()
-    process.wait(timeout=10)
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 def test_events_reach_a_real_mosquitto_broker(fixtures_dir, videos, mosquitto):
     import paho.mqtt.client as mqtt
     received, subscribed = [], threading.Event()

@@ -25,7 +25,7 @@ def _size(text):
 @click.command()
 @click.argument("model", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="The bundle to write (.tflite).")
-@click.option("--task", type=click.Choice(["classify", "detect", "keywords", "audio_classify"]),
+@click.option("--task", type=click.Choice(["classify", "detect", "keywords", "audio_classify", "phrases"]),
               help="What the model does (default: guessed from its outputs).")
 @click.option("--quantize", default="int8", show_default=True,
               type=click.Choice(["float32", "dynamic", "float16", "int8", "int16x8"]))

@@ -60,7 +60,12 @@ def _print_summary(summary):
               help="Front-end of a model without a manifest: a preset, raw samples, front-end parameters, or a "
                    "front-end model fed 20 ms hops of 16 kHz audio, e.g. TFLite Micro's "
                    "audio_preprocessor_int8.tflite (default: raw for a waveform input).")
-@click.option("--task", type=click.Choice(["keywords", "audio_classify"]), help="Override the model's task.")
+@click.option("--task", type=click.Choice(["keywords", "audio_classify", "phrases"]), help="Override the model's task.")
+@click.option("--grammar", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="Phrase models: the allowed phrases, one a line; each heard phrase becomes the likeliest of them, "
+                   "or none (matched: false).")
+@click.option("--pause-ms", type=click.FloatRange(min=100), help="Phrase models: quiet that ends a phrase "
+              "(default 450).")
 @click.option("--input-rate", type=click.IntRange(1000), help="Sample rate of the PCM on stdin (default: the model's).")
 @click.option("--device-rate", type=click.IntRange(1000), help="Record at this rate (default: the model's, "
               "else 48/44.1 kHz, resampled).")
@@ -82,6 +87,7 @@ def listen(model, list_devices, as_json, **options):
       edgenn listen kws_ref_model.tflite --frontend mlcommons_kws --labels kws_12_labels.txt
       edgenn listen micro_speech_quantized.tflite --frontend audio_preprocessor_int8.tflite --labels labels.txt
       edgenn listen yamnet.tflite --events mqtt://broker/edgenn/audio
+      edgenn listen speech_phrases_int8.tflite --grammar phrases.txt --events -
       edgenn listen --list-devices
     """
     from edgenn.devices.audio_sources import list_input_devices

@@ -1,0 +1,93 @@
+"""The demo phrase model on phrases of held-out speakers, int8, through `edgenn convert` and `edgenn listen`.
+
+    python bench/speech_phrases.py [--model edgenn/demo/speech_phrases.keras] [--split dev] [--phrases 48]
+
+1. Converts the Keras CTC model with `edgenn convert --task phrases` to an int8 window bundle and an int8
+   --streaming bundle, calibrated on augmented phrases of training speakers, checked on phrases of the split.
+2. A stream of `--phrases` phrases (1-3 command words, each phrase one speaker of the split, never trained
+   on) over the held-out part of the real background noise (training/phrase_data.make_phrase_stream), as a
+   WAV through `edgenn listen` (run_listen) in window and streaming mode, without and with a grammar of the
+   phrases used: word error rate, whole-phrase accuracy, phrase-event latency after the last word, and the
+   real-time factor.
+Speech Commands dataset by Pete Warden / Google, CC BY 4.0.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from edgenn.devices.listen import run_listen  # noqa: E402
+from edgenn.metrics import score_phrases  # noqa: E402
+from edgenn.wav import write_wav  # noqa: E402
+from training import phrase_data  # noqa: E402
+
+
+def convert(model, folder, split):
+    """{"window": path, "streaming": path}: int8 bundles made by the edgenn CLI (TensorFlow in its own process)."""
+    calibration = phrase_data.write_phrase_folder(folder / "calibration", "train", 300, seed=0)
+    evaluation = phrase_data.write_phrase_folder(folder / f"eval_{split}", split, 200, seed=1)
+    bundles = {}
+    for mode, extra in (("window", []), ("streaming", ["--streaming"])):
+        bundles[mode] = folder / f"speech_phrases_{mode}.tflite"
+        if not bundles[mode].exists():
+            subprocess.run([str(Path(sys.executable).with_name("edgenn")), "convert", str(model), "-o",
+                            str(bundles[mode]), "--task", "phrases", "--quantize", "int8", "--calibration",
+                            str(calibration), "--eval", str(evaluation), *extra], check=True)
+    return bundles
+
+
+def listen(bundle, wav, mode, grammar=None):
+    events = []
+    summary = run_listen(str(bundle), str(wav), mode=mode, grammar=grammar and str(grammar),
+                         on_detection=events.append, log=lambda message: None)
+    return events, summary
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(REPO / "edgenn" / "demo" / "speech_phrases.keras"))
+    parser.add_argument("--split", default="dev", help="speakers of the stream: dev (validation) or test")
+    parser.add_argument("--phrases", type=int, default=48)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--snr", default="10,25", help="dB range of the words over the room noise")
+    parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "edgenn_bench_phrases"))
+    parser.add_argument("--json", help="write the results here too")
+    args = parser.parse_args()
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    bundles = convert(args.model, work, args.split)
+    snr = tuple(float(v) for v in args.snr.split(","))
+    samples, rate, truth = phrase_data.make_phrase_stream(args.split, args.phrases, snr_db=snr, seed=args.seed)
+    wav = work / f"stream_{args.split}_{args.seed}.wav"
+    write_wav(wav, samples, rate)
+    grammar = work / "grammar.txt"
+    grammar.write_text("\n".join(sorted({p["text"] for p in truth})) + "\n")
+    print(f"stream: {len(truth)} phrases, {sum(len(p['words']) for p in truth)} words of {args.split} speakers, "
+          f"{len(samples) / rate:.0f} s, words {snr[0]:.0f}-{snr[1]:.0f} dB over the room noise; grammar of "
+          f"{len(grammar.read_text().split(chr(10))) - 1} phrases")
+    results = {}
+    for mode in ("window", "streaming"):
+        for with_grammar in (False, True):
+            events, summary = listen(bundles[mode], wav, mode, grammar if with_grammar else None)
+            scored = score_phrases(truth, events)
+            key = f"{mode}{' + grammar' if with_grammar else ''}"
+            results[key] = {**{k: v for k, v in scored.items() if k != "wrong"},
+                            "real_time_factor": summary["real_time_factor"], "wrong": scored["wrong"]}
+            print(f"{key:22s} WER {100 * scored['word_error_rate']:5.1f} %  phrases {100 * scored['phrase_accuracy']:5.1f} %"
+                  f"  latency median {scored['latency_median_s']} s, max {scored['latency_max_s']} s  "
+                  f"RTF {summary['real_time_factor']:.4f}  events {scored['events']}")
+            for miss in scored["wrong"]:
+                print(f"    said {miss['said']!r:22s} heard {miss['heard']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""CTC phrase decoding (numpy only): per-frame scores of a phrase model -> words, phrases, grammar matches.
+
+A phrase model scores every 20 ms frame over a vocabulary that holds the CTC blank, the command words
+and optionally filler tokens (labels starting with "_": any other word). Greedy decoding takes the best
+token of each frame, merges repeats and drops blanks; fillers are heard but never part of the text.
+
+    greedy_tokens([0, 3, 3, 0, 0, 5, 0], blank=0)  -> [3, 5]
+    word_errors(["go", "left"], ["go"])              -> 1   (substitutions + deletions + insertions)
+    Grammar.load("phrases.txt").match(log_probs, vocabulary)  -> ("go left", log-likelihood) or (None, ...)
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from edgenn.errors import EdgennError
+
+NEG = -1e30  # log(0) that survives additions
+
+
+def greedy_tokens(best, blank):
+    """Token ids from per-frame best ids: repeats merged, blanks dropped (a blank separates a doubled word)."""
+    best = np.asarray(best)
+    if not len(best):
+        return []
+    changes = np.flatnonzero(np.diff(best, prepend=blank - 1 if blank == 0 else -1) != 0)
+    return [int(best[i]) for i in changes if best[i] != blank]
+
+
+def word_errors(truth, heard):
+    """Levenshtein distance between two word (or token) sequences."""
+    previous = list(range(len(heard) + 1))
+    for i, word in enumerate(truth, 1):
+        current = [i]
+        for j, other in enumerate(heard, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != other)))
+        previous = current
+    return previous[-1]
+
+
+def ctc_log_likelihood(log_probs, tokens, blank):
+    """log P(tokens | frames) summed over every CTC alignment (forward algorithm); log_probs [T, classes]."""
+    log_probs = np.asarray(log_probs, np.float64)
+    extended = np.full(2 * len(tokens) + 1, blank)
+    extended[1::2] = tokens
+    n = len(extended)
+    # a state may skip the blank before it when its token differs from the token two states back
+    skip = np.zeros(n, bool)
+    skip[3::2] = extended[3::2] != extended[1:-2:2]
+    alpha = np.full(n, NEG)
+    alpha[0] = log_probs[0, blank]
+    if n > 1:
+        alpha[1] = log_probs[0, extended[1]]
+    for frame in log_probs[1:]:
+        stay = alpha
+        step = np.concatenate([[NEG], alpha[:-1]])
+        jump = np.full(n, NEG)
+        jump[2:] = np.where(skip[2:], alpha[:-2], NEG)
+        alpha = np.logaddexp(np.logaddexp(stay, step), jump) + frame[extended]
+    return float(np.logaddexp(alpha[-1], alpha[-2]) if n > 1 else alpha[-1])
+
+
+class Grammar:
+    """The allowed phrases: one a line (words of the model's vocabulary), '#' comments and blank lines skipped.
+
+    match() scores every allowed phrase against the frames of what was heard (CTC forward) and picks the
+    likeliest. It answers None (something outside the grammar was said) unless that phrase is near what greedy
+    decoding heard: at most one word in two differs, or the model found it almost as likely (within `margin`
+    nats: it was unsure between them)."""
+
+    def __init__(self, phrases, margin=3.0):
+        self.phrases = [tuple(p) for p in phrases]
+        self.margin = margin
+
+    @classmethod
+    def load(cls, path, vocabulary):
+        path = Path(path)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise EdgennError(f"--grammar {path}: cannot read it ({getattr(exc, 'strerror', None) or exc}); give a "
+                              "text file with one allowed phrase a line") from None
+        phrases = [line.split("#")[0].split() for line in lines]
+        phrases = [words for words in phrases if words]
+        words = [w for w in vocabulary if not w.startswith("_")]
+        for number, phrase in enumerate(phrases, 1):
+            unknown = [w for w in phrase if w not in words]
+            if unknown:
+                raise EdgennError(f"--grammar {path}: {', '.join(unknown)} not in the model's vocabulary "
+                                  f"({', '.join(words)}); fix line {number}")
+        if not phrases:
+            raise EdgennError(f"--grammar {path}: no phrases in it; write one allowed phrase a line, e.g. 'go left'")
+        return cls(phrases)
+
+    def match(self, log_probs, vocabulary, blank, heard_tokens):
+        """(phrase words or None, its log-likelihood) for the frames [T, classes] of one heard phrase."""
+        index = {word: i for i, word in enumerate(vocabulary)}
+        scores = [ctc_log_likelihood(log_probs, [index[w] for w in phrase], blank) for phrase in self.phrases]
+        best = int(np.argmax(scores))
+        heard = ctc_log_likelihood(log_probs, heard_tokens, blank)
+        words = [vocabulary[t] for t in heard_tokens if not vocabulary[t].startswith("_")]
+        near = word_errors(words, self.phrases[best]) <= len(self.phrases[best]) // 2
+        allowed = near or scores[best] >= heard - self.margin
+        return (list(self.phrases[best]) if allowed else None), scores[best]
+
+
+class StreamingDecoder:
+    """Greedy CTC decoding frame by frame, with endpointing: a phrase ends once a word was heard and it has been
+    quiet for `pause` frames (the speech flag comes from the caller's activity detector), or when it reaches
+    `max_frames`. update() returns the finished phrase as [(frame, token, peak score)], else None."""
+
+    def __init__(self, blank, pause, max_frames):
+        self.blank, self.pause, self.max_frames = blank, pause, max_frames
+        self.best = blank
+        self.tokens = []
+        self.last_speech = -10 ** 9
+
+    @property
+    def open(self):
+        """A word was heard and the phrase has not ended yet."""
+        return bool(self.tokens)
+
+    def update(self, frame, scores, speech):
+        if speech:
+            self.last_speech = frame
+        best = int(np.argmax(scores))
+        if best != self.blank and best != self.best:
+            self.tokens.append((frame, best, float(scores[best])))
+        elif best != self.blank and self.tokens and self.tokens[-1][1] == best:
+            last = self.tokens[-1]
+            self.tokens[-1] = (last[0], best, max(last[2], float(scores[best])))
+        self.best = best
+        if not self.tokens:
+            return None
+        quiet = frame - max(self.last_speech, self.tokens[-1][0])  # a word heard is speech, whatever the level
+        if quiet >= self.pause or frame - self.tokens[0][0] >= self.max_frames - 1:
+            finished, self.tokens = self.tokens, []
+            return finished
+        return None
