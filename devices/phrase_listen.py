@@ -4,8 +4,9 @@
     for block in blocks: for phrase in listener.push(block.samples): ...
 
 Speech activity: the level of every 20 ms hop against the room's noise floor (the quietest smoothed level
-of the last 1.5 s), so a phrase can end on a pause whatever the room. A phrase ends once a word was heard
-and the room has been quiet for `pause_ms` (longer than the pauses between the words of one phrase).
+of the last second), so a phrase can end on a pause whatever the room. A phrase ends once a word was heard
+and the room has been quiet for `pause_ms` (longer than the pauses between the words of one phrase), or
+WORD_GAP_SECONDS after its last word where noise never lets the room go quiet.
 
   * streaming mode: the step model once per frame; greedy CTC decoding as the frames arrive. The state is
     reset in quiet stretches between phrases (the model learned phrases of a few seconds from zero state),
@@ -26,9 +27,12 @@ from edgenn.phrases import StreamingDecoder, greedy_tokens
 from edgenn.streaming import Stream
 from edgenn.devices.speech import FrameRing, make_frontend
 
-PAUSE_MS = 450          # a phrase ends after this much quiet (its words are at most ~0.4 s apart)
-SPEECH_DB = 9.0         # a hop is speech this far above the noise floor
-FLOOR_SECONDS = 1.5     # the noise floor: the quietest smoothed level over this long
+PAUSE_MS = 500          # a phrase ends after this much quiet (its words are up to ~0.4 s apart, and a
+                        # word's quiet ends read as quiet too)...
+WORD_GAP_SECONDS = 1.2  # ...or, in a room that is never quiet, this long after its last word: the next word
+                        # of a phrase (<= 0.4 s pause, <= 0.8 s long) would have been heard by then
+SPEECH_DB = 6.0         # a hop is speech this far above the noise floor
+FLOOR_SECONDS = 1.0     # the noise floor: the quietest smoothed level over this long
 LEAD_SECONDS = 0.3      # window mode: words decoded this long before the speech began still count
 QUIET_RESET_SECONDS = 0.3  # streaming: reset the state after this much quiet between phrases...
 MIN_STATE_SECONDS = 1.0    # ...once it has run this long
@@ -101,6 +105,7 @@ class PhraseListener:
         self.frontend = make_frontend(p)
         self.activity = SpeechActivity(p.hop_samples, self.hop_seconds)
         self.max_frames = int(MAX_PHRASE_SECONDS / self.hop_seconds)
+        self.word_gap = int(WORD_GAP_SECONDS / self.hop_seconds)
         self.frames = 0                # frames seen
         self.speech = collections.deque()  # speech? per hop not yet matched to a frame
         self.last_speech = -10 ** 9    # frame of the last speech hop
@@ -112,7 +117,7 @@ class PhraseListener:
             self.stream = Stream(audio.model, audio.streaming)
             self.state_age = 0
             self.log_probs = collections.deque(maxlen=self.max_frames)  # (frame, log scores)
-            self.decoder = StreamingDecoder(self.blank, self.pause, self.max_frames)
+            self.decoder = StreamingDecoder(self.blank, self.pause, self.max_frames, self.word_gap)
         else:
             self.ring = FrameRing(audio.window_frames, p.n_features)
             self.window_stream = Stream(audio.model, audio.streaming) if audio.streaming else None
@@ -173,30 +178,40 @@ class PhraseListener:
         start = self._phrase_start(tokens[0][0])
         frames = [lp for f, lp in self.log_probs if f >= start - int(LEAD_SECONDS / self.hop_seconds)]
         self.phrase_from = index + 1
-        return self._phrase([t for _, t, _ in tokens], [s for _, _, s in tokens], np.array(frames), start, index)
+        return self._phrase([t for _, t, _ in tokens], [s for _, _, s in tokens], np.array(frames), start, index,
+                            tokens[-1][0])
 
     # --- window
     def _window_check(self, index):
         if self.segment_start is None:
             return None
-        quiet = index - self.last_speech
         span = index - self.segment_start
-        if quiet < self.pause and span < self.audio.window_frames - 1:
+        ended = index - self.last_speech >= self.pause
+        full = span >= self.audio.window_frames - 1
+        # a room that never goes quiet (a tap, dishes): look now and then whether the words have stopped
+        looking = span >= self.word_gap and span % self.word_gap == 0
+        if not (ended or full or looking):
             return None
         scores = self._window_scores()
-        log_probs = np.log(np.maximum(scores, 1e-9))
         first = index - len(scores) + 1  # frame index of the window's first row
         begin = max(self.phrase_from, self.segment_start - int(LEAD_SECONDS / self.hop_seconds), first)
-        rows = log_probs[begin - first:]
+        rows = np.log(np.maximum(scores[begin - first:], 1e-9))
+        best = rows.argmax(-1)
+        words = np.flatnonzero(~np.isin(best, list(self.ignored)))
+        if not ended and not full:
+            if not len(words):
+                self.segment_start = None  # noise, no words: start afresh at the next loud hop
+                return None
+            if index - (begin + words[-1]) < self.word_gap:
+                return None  # still talking
         self.phrase_from = index + 1
         start = self.segment_start
         self.segment_start = None
-        best = rows.argmax(-1)
-        tokens = greedy_tokens(best, self.blank)
-        if not any(t not in self.ignored for t in tokens):
+        if not len(words):
             return None
+        tokens = greedy_tokens(best, self.blank)
         peaks = _token_peaks(best, np.exp(rows), self.blank)
-        return self._phrase(tokens, peaks, rows, start, index)
+        return self._phrase(tokens, peaks, rows, start, index, begin + words[-1])
 
     def _window_scores(self):
         window = self.ring.window()
@@ -214,24 +229,24 @@ class PhraseListener:
         self.segment_start = None
         return start if first_token_frame - start <= self.max_frames else first_token_frame
 
-    def _phrase(self, tokens, peaks, log_probs, start, index):
+    def _phrase(self, tokens, peaks, log_probs, start, index, last_word):
+        """The Phrase of tokens decided at frame `index`; it ends with its speech (or its last word if quiet)."""
         kept = [(t, s) for t, s in zip(tokens, peaks) if t not in self.ignored]
         if not kept:
             return None
         labels = self.audio.labels
         words = [labels[t] for t, _ in kept]
-        phrase = Phrase(words=words, scores=[s for _, s in kept], start=self._seconds(start) -
-                        self.audio.frontend.window_samples / self.audio.rate,
-                        end=self._seconds(min(self.last_speech, index)), detected=self._seconds(index),
+        phrase = Phrase(words=words, scores=[s for _, s in kept],
+                        start=start * self.audio.frontend.hop_samples / self.audio.rate,
+                        end=self._seconds(self.last_speech if self.last_speech >= start else min(last_word, index)),
+                        detected=self._seconds(index),
                         end_sample=self._frame_end(index), tokens=list(tokens))
         if self.grammar is not None:
             chosen, _ = self.grammar.match(log_probs, labels, self.blank, list(tokens))
             if chosen != words:
                 phrase.heard = words
                 phrase.words = chosen or []
-            phrase.grammar = True
-            if not chosen:
-                return phrase  # heard, but nothing the grammar allows: the caller reports it as such
+            phrase.grammar = True  # with no words when nothing the grammar allows was said
         return phrase
 
 

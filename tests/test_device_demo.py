@@ -36,11 +36,11 @@ def test_demo_passes_its_checks_without_tensorflow(device_venv, tmp_path):
     result = run_elsewhere(device_venv, tmp_path / "elsewhere", "edgenn", "demo", "--out", "demo", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
-    assert [passed for *_, passed in report["verdicts"]] == [True] * 4, report["verdicts"]
+    assert [passed for *_, passed in report["verdicts"]] == [True] * 5, report["verdicts"]
     assert report["camera"]["map"] >= 0.8 and report["microphone"]["clips"] == 120
     assert all("/site-packages/edgenn/demo/" in bundle for bundle in report["bundles"])
     out = tmp_path / "elsewhere" / "demo"
-    assert "keyword recall" in (out / "report.html").read_text()
+    assert "keyword recall" in (out / "report.html").read_text() and report["phrases"]["phrases"] == 20
     assert (out / "annotated.mp4").stat().st_size > 0
 
 

@@ -4,7 +4,6 @@ listen` on phrases of validation speakers through every sink, and bad inputs."""
 
 import itertools
 import json
-import os
 import sys
 import threading
 import time

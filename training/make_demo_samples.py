@@ -4,12 +4,14 @@ The sample WAV comes with its ground truth. (The sample video needs no espeak-ng
 itself with edgenn.demo_shapes.)
 
     python -m training.make_demo_samples                    # rewrite edgenn/demo/sample_*, speech_clips.* (commit)
-    python -m training.make_demo_samples --calibration DIR  # DIR/images (shapes), DIR/speech (WAVs), DIR/speech_eval
+    python -m training.make_demo_samples --calibration DIR  # DIR/images (shapes), DIR/speech (WAVs), DIR/speech_eval,
+                                                            # DIR/phrases, DIR/phrases_eval (phrase WAVs)
     python -m training.make_demo_samples --bundles          # rewrite edgenn/demo/*_int8.tflite from the .keras (commit)
 
 The sample WAV is real speakers of the test split (never trained on, never used to choose settings) over
 the held-out part of the real background noise, each word 20-35 dB above it; the labelled clips are test
-speakers' clips as recorded; calibration uses augmented clips of training speakers.
+speakers' clips as recorded; the sample phrases are validation (dev) speakers' phrases of 1-3 words over the
+same noise; calibration uses augmented clips and phrases of training speakers.
 Speech Commands dataset by Pete Warden / Google, CC BY 4.0."""
 
 import argparse
@@ -24,11 +26,12 @@ import numpy as np
 from edgenn import demo_run, demo_shapes
 from edgenn.errors import EdgennError
 from edgenn.wav import write_wav
-from training import real_speech
+from training import phrase_data, real_speech
 from training.speech_data import LABELS
 
 DEMO = Path(__file__).resolve().parents[1] / "edgenn" / "demo"
-STREAM_SEED, CALIBRATION_SEED, CLIPS_SEED = 11, 101, 13
+STREAM_SEED, CALIBRATION_SEED, CLIPS_SEED, PHRASES_SEED = 11, 101, 13, 17
+SAMPLE_PHRASES = 20  # about a minute, 1.7 MB
 CLIPS_PER_LABEL = 10  # 120 clips, 3.8 MB: enough for a floor on the device, small enough to ship
 
 
@@ -41,6 +44,16 @@ def write_samples(folder=DEMO):
          "made_by": "python -m training.make_demo_samples (training/real_speech.make_keyword_stream, test speakers)",
          "credit": real_speech.CREDIT, "words": [{"time": t, "word": w} for t, w in truth]}, indent=1))
     return folder / "sample_keywords.wav"
+
+
+def write_phrase_samples(folder=DEMO):
+    samples, rate, truth = phrase_data.make_phrase_stream("dev", SAMPLE_PHRASES, pause=(1.0, 1.6), seed=PHRASES_SEED)
+    write_wav(folder / "sample_phrases.wav", samples, rate)
+    (folder / "sample_phrases.json").write_text(json.dumps(
+        {"rate": rate, "seconds": len(samples) / rate, "seed": PHRASES_SEED,
+         "made_by": "python -m training.make_demo_samples (training/phrase_data.make_phrase_stream, dev speakers)",
+         "credit": real_speech.CREDIT, "phrases": truth}, indent=1))
+    return folder / "sample_phrases.wav"
 
 
 def write_speech_clips(folder=DEMO):
@@ -82,6 +95,8 @@ def write_calibration(root):
         (images / ".complete").touch()
     real_speech.write_wav_folder(root / "speech", "train", per_label=16, seed=CALIBRATION_SEED, augmented=True)
     real_speech.write_wav_folder(root / "speech_eval", "test")  # the speech bundle's manifest: int8 accuracy on these
+    phrase_data.write_phrase_folder(root / "phrases", "train", 200, seed=CALIBRATION_SEED)
+    phrase_data.write_phrase_folder(root / "phrases_eval", "dev", 200, seed=CALIBRATION_SEED + 1)
     return root
 
 
@@ -105,7 +120,7 @@ def main():
     elif args.calibration:
         print(write_calibration(args.calibration))
     else:
-        print(write_samples(), write_speech_clips())
+        print(write_samples(), write_speech_clips(), write_phrase_samples())
 
 
 if __name__ == "__main__":

@@ -89,8 +89,9 @@ def make_phrase_stream(split, phrases=48, words=(1, 3), snr_db=(10, 25), pause=(
     """(samples float32, RATE, truth) — `phrases` phrases of held-out speakers over held-out room noise.
 
     Each phrase is one speaker saying 1-3 command words (gaps as in training); the room noise changes
-    recording and level (-55..-40 dBFS) every 4 s, as in real_speech.make_keyword_stream, and the words are
-    `snr_db` above it. truth: [{"text", "words", "start", "end"}] with start/end the first word's onset and
+    recording and level (-55..-40 dBFS) every 4 s as in real_speech.make_keyword_stream, but over a 1 s
+    crossfade (a tap turned on, not a switch: a 15 dB step in 10 ms reads as speech to any pause detector),
+    and the words are `snr_db` above it. truth: [{"text", "words", "start", "end"}] with start/end the first word's onset and
     the last word's end (seconds; the loud part, without word_span's margin)."""
     rng = np.random.default_rng([seed, 14])
     speakers = speaker_words(split, fixtures)
@@ -102,10 +103,14 @@ def make_phrase_stream(split, phrases=48, words=(1, 3), snr_db=(10, 25), pause=(
         planned.append([(w, spoken_part(clip)) for w, clip in chosen])
     seconds = sum(sum(len(p) for _, p in phrase) / RATE + len(phrase) * 0.4 + pause[1] for phrase in planned) + 2
     n = int(seconds * RATE)
-    noise = np.zeros(n)
+    noise = np.zeros(n + 5 * RATE)
+    fade = np.sqrt(np.linspace(0, 1, RATE))  # equal power
     for start in range(0, n, 4 * RATE):
-        piece = min(4 * RATE, n - start)
-        noise[start:start + piece] = crop(rng, noises, piece) * 10 ** (rng.uniform(-55, -40) / 20)
+        piece = crop(rng, noises, 5 * RATE) * 10 ** (rng.uniform(-55, -40) / 20)
+        piece[:RATE] *= fade if start else 1.0
+        piece[4 * RATE:] *= fade[::-1]
+        noise[start:start + 5 * RATE] += piece
+    noise = noise[:n]
     samples, truth = noise.copy(), []
     t = int(rng.uniform(0.8, 1.5) * RATE)
     margin = int(MARGIN * RATE)

@@ -19,8 +19,8 @@ from edgenn.demo_run import run_demo
                    "`python -m training.make_demo_samples --calibration DIR`; default OUT/calibration.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def demo(out, live, convert, calibration, as_json):
-    """Run the shipped int8 demo detector and speech model on a sample video and WAV (no TensorFlow
-    needed), and compare what they find with the ground truth.
+    """Run the shipped int8 demo detector, speech-command and phrase models on a sample video and WAVs (no
+    TensorFlow needed), and compare what they find with the ground truth.
 
     \b
     Example:
@@ -42,6 +42,10 @@ def demo(out, live, convert, calibration, as_json):
             click.echo(f"            spoken: {', '.join(f'{t:.1f}s {w}' for t, w in microphone['truth'])}")
         click.echo(f"speech model (int8): {100 * microphone['clip_accuracy']:.1f} % of {microphone['clips']} real "
                    "one-second clips of speakers it never heard (Speech Commands, CC BY 4.0)")
+        phrases = result["phrases"]
+        click.echo(f"phrases heard: {' | '.join(text for _, text in phrases['events']) or 'nothing'}")
+        if phrases.get("truth"):
+            click.echo(f"       spoken: {' | '.join(text for _, text in phrases['truth'])}")
         for what, measured, bar, passed in result["verdicts"]:
             click.echo(f"{'pass' if passed else 'FAIL'}  {what}: {measured} (bar {bar})")
         click.echo(f"report: {result['report']}  ({result['seconds']:.0f} s)")
