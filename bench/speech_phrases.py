@@ -81,7 +81,8 @@ def main():
             results[key] = {**{k: v for k, v in scored.items() if k != "wrong"},
                             "real_time_factor": summary["real_time_factor"], "wrong": scored["wrong"]}
             print(f"{key:22s} WER {100 * scored['word_error_rate']:5.1f} %  phrases {100 * scored['phrase_accuracy']:5.1f} %"
-                  f"  latency median {scored['latency_median_s']} s, max {scored['latency_max_s']} s  "
+                  f"  latency median {scored['latency_median_s']} s, p90 {scored['latency_p90_s']} s, max "
+                  f"{scored['latency_max_s']} s  "
                   f"RTF {summary['real_time_factor']:.4f}  events {scored['events']}")
             for miss in scored["wrong"]:
                 print(f"    said {miss['said']!r:22s} heard {miss['heard']}")

@@ -18,6 +18,7 @@ from edgenn.flash import profiles
 from edgenn.devices.audio_sources import END, open_audio_source
 from edgenn.devices.run_control import StopOnSignals, preferred_runtime, resolve_model
 from edgenn.devices.phrase_listen import PhraseListener
+from edgenn.devices.preview import PreviewServer, PreviewState, parse_address
 from edgenn.devices.speech import Listener, load_audio_model
 from edgenn.phrases import Grammar
 
@@ -27,12 +28,14 @@ EVENT_KIND = {"keywords": "keyword", "audio_classify": "audio_class", "phrases":
 def run_listen(model, source="default", *, events=None, mode=None, threshold=None, thresholds=None, hop_ms=None,
                smoothing_ms=None, refractory_ms=None, copies=4, realtime=False, duration=None, labels=None,
                frontend=None, task=None, input_rate=None, device_rate=None, runtime=None, threads=None,
-               queue_blocks=None, grammar=None, pause_ms=None, on_detection=None, on_start=None, log=None):
+               queue_blocks=None, grammar=None, pause_ms=None, preview=None, preview_token=None, on_detection=None,
+               on_start=None, log=None):
     """Run MODEL on SOURCE ('default', a device index or name, FILE.wav, '-' for raw PCM on stdin).
 
     events: a sink spec or a list ('-', FILE, mqtt://HOST[:PORT]/TOPIC). A phrase model (task phrases)
     reports phrases, matched to `grammar` (a file of allowed phrases) when given, ending after `pause_ms` of
-    quiet. Returns the summary dict; its "error" is set when the source failed mid-run."""
+    quiet. preview: HOST:PORT of a web page showing the events as they come (devices/preview.py). Returns the
+    summary dict; its "error" is set when the source failed mid-run."""
     log = log or (lambda message: print(f"edgenn: {message}", file=sys.stderr))
     audio = load_audio_model(resolve_model(model), labels=labels, frontend=frontend, task=task,
                              runtime=preferred_runtime(runtime, profiles.detect()), threads=threads)
@@ -45,7 +48,10 @@ def run_listen(model, source="default", *, events=None, mode=None, threshold=Non
     options = {"queue_blocks": queue_blocks} if queue_blocks else {}
     src = open_audio_source(source, audio.rate, realtime=realtime, input_rate=input_rate, device_rate=device_rate,
                             **options)
+    address = parse_address(preview) if preview else None
     sink = make_sink(events) if events else None
+    state = PreviewState(f"edgenn listen: {audio.name} ({audio.task})") if address else None
+    server = None
     stop = {}
     counts = Counter()
     busy = audio_samples = 0
@@ -69,9 +75,15 @@ def run_listen(model, source="default", *, events=None, mode=None, threshold=Non
             counts[event["label"]] += 1
             if sink:
                 sink.emit(event)
+            if state:
+                state.publish_events([event], {"audio_seconds": round(audio_samples / audio.rate, 1),
+                                               "events": sum(counts.values())})
             if on_detection:
                 on_detection(event)
     try:
+        if address:
+            server = PreviewServer(state, *address, token=preview_token).start()
+            log(f"preview at {server.url}")
         src.start()
         log(f"listening to {src.describe()} with {audio.name} ({audio.task}, {listener.mode} mode)")
         if on_start:
@@ -103,6 +115,8 @@ def run_listen(model, source="default", *, events=None, mode=None, threshold=Non
         src.stop()
         if sink:
             sink.close()
+        if server:
+            server.close()
     seconds = audio_samples / audio.rate
     return {"model": audio.name, "task": audio.task, "mode": listener.mode, "source": src.describe(),
             "audio_seconds": round(seconds, 3), "wall_seconds": round(time.monotonic() - started, 3),

@@ -166,6 +166,8 @@ class PhraseListener:
             self.state_age = 0
         scores = np.asarray(self.stream.step(frame[None, None]), np.float32).reshape(-1)
         self.state_age += 1
+        if self.state_age <= self.audio.streaming.get("warmup_frames", 0):
+            return None  # a Conv1D without padding is still filling its context: no scores yet
         self.log_probs.append((index, np.log(np.maximum(scores, 1e-9))))
         tokens = self.decoder.update(index, scores, speech)
         if tokens:
@@ -218,7 +220,7 @@ class PhraseListener:
         if self.window_stream is not None:  # a step model replays the window from zero state
             self.window_stream.reset()
             rows = [np.asarray(self.window_stream.step(f[None, None])).reshape(-1) for f in window]
-            return np.stack(rows)
+            return np.stack(rows[self.audio.streaming.get("warmup_frames", 0):])
         out = self.audio.model.run(window[None])[0]
         return out.reshape(-1, out.shape[-1])
 

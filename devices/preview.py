@@ -1,5 +1,5 @@
 """A small web preview from the standard library: the live annotated stream (MJPEG), the latest
-events as JSON and an HTML page showing both.
+events as JSON and an HTML page showing both (`edgenn listen`: the events alone).
 
 Bound to 127.0.0.1 by default. Any other address exposes the camera to the network, so it needs a
 token; every request must then carry ?token=TOKEN (the page passes it on to its own requests)."""
@@ -12,8 +12,6 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
-
-import cv2
 
 from edgenn.errors import EdgennError
 
@@ -53,6 +51,8 @@ class PreviewState:
         self.cond = threading.Condition()
 
     def publish_frame(self, image):
+        import cv2  # here, not at the top: `edgenn listen` serves events only and must run without OpenCV
+
         ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if ok:
             with self.cond:

@@ -94,6 +94,7 @@ def score_phrases(truth, events):
     return {"phrases": len(truth), "words": words, "word_error_rate": round(errors / max(words, 1), 4),
             "phrase_accuracy": round(sum(right) / max(len(truth), 1), 4), "events": len(events),
             "latency_median_s": round(float(np.median(latency)), 3) if latency else None,
+            "latency_p90_s": round(float(np.percentile(latency, 90)), 3) if latency else None,
             "latency_max_s": round(float(np.max(latency)), 3) if latency else None,
             "wrong": [{"said": " ".join(p["words"]), "heard": [" ".join(e["words"]) for e in got]}
                       for p, got, ok in zip(truth, heard, right) if not ok]}

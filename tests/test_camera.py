@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import types
@@ -20,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import free_port, require, run_cli
+from conftest import chromium_driver, free_port, run_cli
 from edgenn.devices import camera, sources
 from edgenn.devices.preview import PreviewServer, PreviewState
 from edgenn.errors import EdgennError
@@ -258,20 +257,6 @@ def test_events_reach_a_real_mosquitto_broker(fixtures_dir, videos, mosquitto):
     assert summary["frames"] == 3
     assert len(received) == 6 and {e["label"] for e in received} == {"dog"}
     assert {e["frame"] for e in received} == {0, 1, 2} and all(e["source"] == "camera" for e in received)
-
-
-def chromium_driver():
-    require(os.path.exists("/usr/bin/chromium") and os.path.exists("/usr/bin/chromedriver"),
-            "chromium and chromium-driver (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                f"--user-data-dir={tempfile.mkdtemp(prefix='edgenn-chromium-')}"):
-        options.add_argument(arg)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
 def test_preview_page_in_headless_chromium(fixtures_dir, videos):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, require, run_cli
+from conftest import REPO, chromium_driver, free_port, require, run_cli
 from edgenn.audio_frontend import FrontEnd, FrontEndParams
 from edgenn.bundle import read_manifest
 from edgenn.metrics import score_phrases
@@ -246,6 +246,57 @@ def test_phrase_events_reach_a_real_mosquitto_broker(phrase_bundles, phrase_data
         client.disconnect()
     assert local and [e["text"] for e in received] == [e["text"] for e in local]
     assert all(e["kind"] == "phrase" and e["source"] == "microphone" for e in received)
+
+
+def test_long_audio_never_grows_memory_or_state(phrase_bundles, phrase_data_folders):
+    """The stream eight times over (7 minutes): scores kept and the state's age stay bounded, and the last pass
+    is heard as the first was."""
+    from edgenn.devices.phrase_listen import PhraseListener
+    from edgenn.devices.speech import load_audio_model
+
+    listener = PhraseListener(load_audio_model(phrase_bundles["streaming"]), mode="streaming")
+    samples = read_wav(phrase_data_folders["stream"], 16000)[0]
+    heard, ages = [], []
+    for _ in range(8):
+        texts = []
+        for start in range(0, len(samples), 1600):
+            texts += [p.text for p in listener.push(samples[start:start + 1600])]
+            ages.append(listener.state_age)
+        heard.append(texts)
+        assert len(listener.log_probs) <= listener.max_frames and len(listener.speech) <= 2
+    assert max(ages) <= listener.max_frames and word_errors(heard[0], heard[-1]) <= len(heard[0]) // 5
+
+
+def test_phrases_show_on_the_web_preview(phrase_bundles, phrase_data_folders, tmp_path):
+    from edgenn.devices.listen import run_listen
+
+    samples = read_wav(phrase_data_folders["stream"], 16000)[0]
+    first = phrase_data_folders["truth"][1]  # a few seconds in real time: two phrases
+    short = tmp_path / "short.wav"
+    write_wav(short, samples[:int((first["end"] + 1.0) * 16000)], 16000)
+    port, logs, result = free_port(), [], {}
+    worker = threading.Thread(target=lambda: result.update(summary=run_listen(
+        str(phrase_bundles["streaming"]), str(short), realtime=True, preview=f"127.0.0.1:{port}",
+        on_detection=result.setdefault("events", []).append, log=logs.append)), daemon=True)
+    worker.start()
+    driver = chromium_driver()
+    try:
+        deadline = time.time() + 30
+        while not any(f"http://127.0.0.1:{port}/" in line for line in logs) and time.time() < deadline:
+            time.sleep(0.1)
+        driver.get(f"http://127.0.0.1:{port}/")
+        read_events = "return Array.from(document.querySelectorAll('li.event')).map(e => e.textContent).join(' | ')"
+        while not result.get("events") and time.time() < deadline:
+            time.sleep(0.2)
+        text = result["events"][0]["text"]
+        while f'"{text}"' not in driver.execute_script(read_events) and time.time() < deadline:
+            time.sleep(0.2)
+        assert f'"{text}"' in driver.execute_script(read_events)
+        assert "s of audio" in driver.find_element("id", "stats").text
+        assert not driver.find_element("id", "stream").is_displayed()  # no picture: no empty frame
+    finally:
+        driver.quit()
+        worker.join(30)
 
 
 # --- bad input

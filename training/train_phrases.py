@@ -58,12 +58,14 @@ def phrase_set(split, count, seed, fixtures, params, seconds, workers=2):
     return np.concatenate([f for f, _ in parts]), [t for _, ts in parts for t in ts]
 
 
-def build_model(keras, n_features, n_tokens):
+def build_model(keras, n_features, n_tokens, gru_layers=1):
     """Causal and unidirectional throughout, so the converter can make a streaming step model of it."""
+    more = [keras.layers.GRU(128, return_sequences=True, name=f"gru{i + 2}") for i in range(gru_layers - 1)]
     return keras.Sequential([
         keras.Input((None, n_features), name="features"),
         keras.layers.Conv1D(64, 5, padding="causal", activation="relu", name="conv"),
         keras.layers.GRU(128, return_sequences=True, name="gru"),
+        *more,
         keras.layers.Dropout(0.2),
         keras.layers.Dense(n_tokens, activation="softmax", name="scores"),
     ], name="speech_phrases")
@@ -90,6 +92,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=3.0, help="length of a training phrase window")
     parser.add_argument("--epochs", type=int, default=14)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--gru-layers", type=int, default=1, help="the first starts from the keyword model")
     parser.add_argument("--out", default=str(REPO / "edgenn" / "demo"))
     parser.add_argument("--fixtures", default=os.environ.get("EDGENN_FIXTURES", REPO.parent / "shared" / "fixtures"))
     args = parser.parse_args()
@@ -111,7 +114,7 @@ def main():
     keras.utils.set_random_seed(args.seed)
 
     n_tokens = len(phrase_data.VOCABULARY)
-    model = build_model(keras, feats.shape[2], n_tokens)
+    model = build_model(keras, feats.shape[2], n_tokens, args.gru_layers)
     keyword_model = keras.models.load_model(KEYWORD_MODEL, compile=False)
     for name in ("conv", "gru"):
         model.get_layer(name).set_weights(keyword_model.get_layer(name).get_weights())
@@ -151,7 +154,7 @@ def main():
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    inference = build_model(keras, feats.shape[2], n_tokens)
+    inference = build_model(keras, feats.shape[2], n_tokens, args.gru_layers)
     inference.set_weights(model.get_weights())
     inference.save(out / "speech_phrases.keras")
     meta = {
@@ -172,7 +175,8 @@ def main():
                                   "test_speakers": round(test[0], 4), "test_phrase_accuracy": round(test[1], 4),
                                   "phrases": 400},
         "command": "python -m training.train_phrases " + " ".join(
-            f"--{k}" + f" {v}" for k, v in vars(args).items() if k in ("seed", "phrases", "seconds", "epochs", "batch")),
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+            if k in ("seed", "phrases", "seconds", "epochs", "batch", "gru_layers")),
         "training_seconds": round(time.time() - start),
         "tensorflow": tf.__version__,
     }

@@ -34,6 +34,10 @@ def _print_report(report):
         quant = manifest.get("quantization", {}).get("mode", "?")
         echo(f"manifest  {manifest['name']} {manifest['version']}: task {manifest['task']}, "
              f"quantization {quant}, target {manifest.get('target', 'cpu')}")
+        decoder = manifest.get("decoder") or {}
+        if decoder.get("kind") == "phrases":
+            echo(f"          phrases of {', '.join(decoder['vocabulary'])}; CTC blank = token "
+                 f"{decoder['blank_index']}, filler {', '.join(decoder['filler']) or 'none'}")
         for key, value in (manifest.get("evaluation") or {}).items():
             echo(f"          evaluation {key}: {value}")
         for key, value in (manifest.get("runtime_support") or {}).items():

@@ -42,6 +42,9 @@ def _print_summary(summary):
               help="Sound card (default, index or name), a WAV file, or '-' for raw s16le mono PCM on stdin.")
 @click.option("--events", multiple=True, metavar="-|FILE|mqtt://HOST[:PORT]/TOPIC",
               help="Where to send JSON-line events (repeatable).")
+@click.option("--preview", metavar="HOST:PORT", help="Serve a live web page of the events (default host 127.0.0.1).")
+@click.option("--preview-token", envvar="EDGENN_PREVIEW_TOKEN", metavar="TOKEN",
+              help="Token the preview requires (?token=...); needed to bind other than localhost.")
 @click.option("--mode", type=click.Choice(["window", "streaming"]),
               help="window: the window model every hop; streaming: the step model every frame "
                    "(default: streaming for a --streaming bundle, else window).")
