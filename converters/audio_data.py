@@ -55,11 +55,12 @@ def load_windows(folder, params, frames, labels=None, limit=None, seed=0):
     return np.stack(windows), np.array([label for _, label in clips]), labels
 
 
-def load_phrase_windows(folder, params, frames, vocabulary, limit=None, seed=0):
-    """(windows [N, frames, features], transcripts [N] of token-id lists or None) for a phrase model.
+def load_phrase_windows(folder, params, frames, labels, words, limit=None, seed=0):
+    """(windows [N, frames, features], transcripts [N] of token-id lists into `labels`, or None) for a phrase
+    model whose vocabulary is `words`.
 
-    FOLDER/go_left/*.wav: the subfolder names what is said (words joined by '_' or spaces, each in the
-    vocabulary); WAVs right in FOLDER have no transcript (calibration only)."""
+    FOLDER/go_left/*.wav: the subfolder names what is said (words joined by '_' or spaces); WAVs right in
+    FOLDER have no transcript (calibration only)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise EdgennError(f"{folder}: no such folder; give a folder of phrase WAVs (subfolder = the phrase, e.g. "
@@ -67,12 +68,12 @@ def load_phrase_windows(folder, params, frames, vocabulary, limit=None, seed=0):
     params = params if isinstance(params, FrontEndParams) else FrontEndParams.from_dict(params)
     clips = [(path, None) for path in sorted(folder.glob("*.wav"))]
     for sub in sorted(d for d in folder.iterdir() if d.is_dir()):
-        words = sub.name.replace("_", " ").split()
-        unknown = [w for w in words if w not in vocabulary or w.startswith("_")]
+        said = sub.name.replace("_", " ").split()
+        unknown = [w for w in said if w not in words]
         if unknown:
-            raise EdgennError(f"{sub}: {', '.join(unknown)} is not a word of the model ({', '.join(w for w in vocabulary if not w.startswith('_'))}); "
-                              "name each subfolder after its phrase, e.g. go_left")
-        clips += [(path, [vocabulary.index(w) for w in words]) for path in sorted(sub.glob("*.wav"))]
+            raise EdgennError(f"{sub}: {', '.join(unknown)} is not a word of the model ({', '.join(words)}); name "
+                              "each subfolder after its phrase, e.g. go_left")
+        clips += [(path, [labels.index(w) for w in said]) for path in sorted(sub.glob("*.wav"))]
     if not clips:
         raise EdgennError(f"{folder}: no WAV files; lay it out as {folder}/go_left/clip.wav")
     if limit and len(clips) > limit:
@@ -80,4 +81,7 @@ def load_phrase_windows(folder, params, frames, vocabulary, limit=None, seed=0):
     frontend = FrontEnd(params)
     windows = np.stack([window_features(read_wav(path, params.sample_rate)[0], frontend, frames) for path, _ in clips])
     truths = [truth for _, truth in clips]
-    return windows, (truths if all(t is not None for t in truths) else None)
+    if any(t is None for t in truths) and any(t is not None for t in truths):
+        raise EdgennError(f"{folder}: WAVs both in phrase subfolders and at the top; put every WAV in a subfolder "
+                          "named after what it says (go_left/), or all at the top (calibration only)")
+    return windows, (truths if truths[0] is not None else None)

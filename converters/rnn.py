@@ -52,7 +52,7 @@ from edgenn.streaming import run_steps  # noqa: E402
 MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
 CALIBRATED = ("int8", "int16x8")
 IO_TYPES = {"float": None, "int8": tf.int8, "uint8": tf.uint8}
-CALIBRATION_STEPS = 600  # (frame, state) pairs handed to the calibrator of a step model
+CALIBRATION_STEPS = 3000  # (frame, state) pairs handed to the calibrator of a step model
 FORBIDDEN_OPS = ("WHILE",)
 GENERATED_WINDOWS = 32  # the float-vs-converted check when no data is given
 
@@ -215,11 +215,11 @@ def _compare(reference, candidate, labels=None, phrases=None):
 
 def _phrase_errors(scores, truths, phrases):
     """(word error rate, phrase accuracy) of greedy CTC decoding of [N, T, classes] against token lists."""
-    from edgenn.phrases import greedy_tokens, word_errors
+    from edgenn.phrases import heard_tokens, word_errors
 
     errors = words = right = 0
     for frames, truth in zip(scores, truths):
-        heard = [t for t in greedy_tokens(frames.argmax(-1), phrases["blank_index"]) if t not in phrases["ignored"]]
+        heard = heard_tokens(frames, phrases["blank_index"], phrases["ignored"])
         errors += word_errors(list(truth), heard)
         words += len(truth)
         right += heard == list(truth)
@@ -376,11 +376,15 @@ def pipeline_convert(model_path, options, progress):
     sidecar = _sidecar(model_path)
     model = load_keras(model_path)
     task = options.task or sidecar.get("task") or _task(options, sidecar)
+    if task not in ("classify", *AUDIO_TASKS):
+        raise EdgennError(f"{_sidecar_path(model_path)}: unknown task {task!r}; use one of classify, "
+                          f"{', '.join(AUDIO_TASKS)}")
     sequence = len(model.outputs[0].shape) == 3
-    if sequence != (task == "phrases"):
-        raise EdgennError(f"{model_path} scores every frame (a CTC phrase model): convert it with --task phrases"
-                          if sequence else f"{model_path} gives one score vector per window, not one per frame; "
-                          "--task phrases needs a model whose last recurrent layer returns sequences (CTC)")
+    if task == "phrases" and not sequence:
+        raise EdgennError(f"{model_path} gives one score vector per window, not one per frame; --task phrases "
+                          "needs a model whose last recurrent layer returns sequences (CTC)")
+    if sequence and task in ("keywords", "audio_classify"):
+        raise EdgennError(f"{model_path} scores every frame (a CTC phrase model): convert it with --task phrases")
     if task == "classify" and not options.task and not any((options.calibration, options.eval)):
         warnings.append("no audio front-end, WAVs or --task: converted as a sequence classifier (task classify); "
                         "pass --task keywords and --frontend for a speech model")
@@ -397,7 +401,7 @@ def pipeline_convert(model_path, options, progress):
     def read(source, limit, what):
         say(f"reading {source} ...")
         if phrases:
-            return (*load_phrase_windows(source, params, plan.frames, labels, limit), labels)
+            return (*load_phrase_windows(source, params, plan.frames, labels, phrases["vocabulary"], limit), labels)
         if array_data.is_array_source(source):
             return array_data.load_arrays(source, labels, limit, what)
         if params is None:
@@ -415,7 +419,7 @@ def pipeline_convert(model_path, options, progress):
         else:  # hold back every 5th sample for the evaluation, as for pictures
             held = np.arange(len(windows)) % 5 == 4
             calibration = windows[~held]
-            evaluation = (windows[held], None if truth is None else truth[held])
+            evaluation = (windows[held], None if truth is None else [truth[i] for i in np.flatnonzero(held)])
             source = f"held-back calibration samples (every 5th of {options.calibration})"
     if options.eval:
         windows, truth, labels = read(options.eval, options.num_eval, "--eval")
@@ -491,14 +495,21 @@ def _phrase_decoder(labels, sidecar):
     if blank is None:
         raise EdgennError("which token is the CTC blank? name it _blank_ in the labels, or give \"blank_index\" in "
                           "MODEL.json")
+    if not isinstance(blank, int) or isinstance(blank, bool) or not 0 <= blank < len(labels):
+        raise EdgennError(f"blank_index {blank!r} in MODEL.json is not one of the {len(labels)} labels (0 to "
+                          f"{len(labels) - 1}); fix it, or name the blank _blank_ in the labels")
     return {"kind": "phrases", "blank_index": int(blank),
             "filler": [t for i, t in enumerate(labels) if t.startswith("_") and i != blank],
             "vocabulary": [t for i, t in enumerate(labels) if not t.startswith("_") and i != blank]}
 
 
+def _sidecar_path(model_path):
+    return Path(model_path).with_suffix(".json")
+
+
 def _sidecar(model_path):
     """MODEL.json beside the model ({} when there is none)."""
-    path = Path(model_path).with_suffix(".json")
+    path = _sidecar_path(model_path)
     if not path.is_file():
         return {}
     try:

@@ -40,7 +40,8 @@ def run_listen(model, source="default", *, events=None, mode=None, threshold=Non
     audio = load_audio_model(resolve_model(model), labels=labels, frontend=frontend, task=task,
                              runtime=preferred_runtime(runtime, profiles.detect()), threads=threads)
     if audio.task == "phrases":
-        listener = PhraseListener(audio, mode, grammar and Grammar.load(grammar, audio.labels), pause_ms)
+        listener = PhraseListener(audio, mode, grammar and Grammar.load(grammar, audio.settings["vocabulary"]),
+                                  pause_ms)
     elif grammar or pause_ms:
         raise EdgennError(f"--grammar and --pause-ms are for phrase models; {audio.name} is a {audio.task} model")
     else:
@@ -127,8 +128,10 @@ def run_listen(model, source="default", *, events=None, mode=None, threshold=Non
 
 
 def phrase_event(model, phrase, **extra):
-    """The event of a heard phrase; a grammar miss is kind "phrase" with text "" and matched false."""
-    fields = {"text": phrase.text, "words": phrase.words, "word_scores": [round(s, 4) for s in phrase.scores],
+    """The event of a heard phrase; a grammar miss is kind "phrase" with text "" and matched false. The score
+    is what the model heard (word_scores only when those are the words reported)."""
+    fields = {"text": phrase.text, "words": phrase.words,
+              "word_scores": None if phrase.heard else [round(s, 4) for s in phrase.scores],
               "start": round(phrase.start, 3), "end": round(phrase.end, 3)}
     if phrase.grammar:
         fields.update(matched=bool(phrase.words), heard=" ".join(phrase.heard) if phrase.heard else phrase.text)

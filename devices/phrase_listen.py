@@ -1,6 +1,7 @@
 """Phrases from a CTC phrase model on a live stream: speech activity, endpointing, greedy decoding, grammar.
 
-    listener = PhraseListener(audio, mode="streaming", grammar=Grammar.load("phrases.txt", audio.labels))
+    grammar = Grammar.load("phrases.txt", audio.settings["vocabulary"])  # optional
+    listener = PhraseListener(audio, mode="streaming", grammar=grammar)
     for block in blocks: for phrase in listener.push(block.samples): ...
 
 Speech activity: the level of every 20 ms hop against the room's noise floor (the quietest smoothed level
@@ -11,29 +12,31 @@ WORD_GAP_SECONDS after its last word where noise never lets the room go quiet.
   * streaming mode: the step model once per frame; greedy CTC decoding as the frames arrive. The state is
     reset in quiet stretches between phrases (the model learned phrases of a few seconds from zero state),
     so endless audio never takes it far from what it was trained on.
-  * window mode: once a phrase has ended, the window model (the last `window_frames` frames) once; the words
-    decoded after the phrase's start count.
+  * window mode: the window model over the last `window_frames` frames once a phrase has ended (and, in
+    a stretch of noise that never pauses, every WORD_GAP_SECONDS to see whether its words have stopped);
+    the words decoded after the previous phrase count.
 
-Memory is bounded: scores are kept for at most `MAX_PHRASE_SECONDS`; a phrase that long ends there.
+Memory is bounded: scores are kept for at most `MAX_PHRASE_SECONDS`, and a phrase (or the streaming
+state) that reaches it ends there.
 """
 
 import collections
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from edgenn.errors import EdgennError
-from edgenn.phrases import StreamingDecoder, greedy_tokens
+from edgenn.phrases import StreamingDecoder
 from edgenn.streaming import Stream
 from edgenn.devices.speech import FrameRing, make_frontend
 
-PAUSE_MS = 500          # a phrase ends after this much quiet (its words are up to ~0.4 s apart, and a
+PAUSE_MS = 550          # a phrase ends after this much quiet (its words are up to ~0.4 s apart, and a
                         # word's quiet ends read as quiet too)...
 WORD_GAP_SECONDS = 1.2  # ...or, in a room that is never quiet, this long after its last word: the next word
                         # of a phrase (<= 0.4 s pause, <= 0.8 s long) would have been heard by then
 SPEECH_DB = 6.0         # a hop is speech this far above the noise floor
 FLOOR_SECONDS = 1.0     # the noise floor: the quietest smoothed level over this long
-LEAD_SECONDS = 0.3      # window mode: words decoded this long before the speech began still count
+LEAD_SECONDS = 0.3      # the scores a grammar weighs start this long before the phrase's speech
 QUIET_RESET_SECONDS = 0.3  # streaming: reset the state after this much quiet between phrases...
 MIN_STATE_SECONDS = 1.0    # ...once it has run this long
 MAX_PHRASE_SECONDS = 8.0
@@ -47,9 +50,8 @@ class Phrase:
     end: float             # where it ended
     detected: float        # the stream time at which the phrase was decided
     end_sample: int
-    heard: list = None     # greedy decoding's words when a grammar chose another phrase
+    heard: list = None     # greedy decoding's words when a grammar chose another phrase (scores are theirs)
     grammar: bool = False  # the words were matched to the grammar
-    tokens: list = field(default_factory=list)
 
     @property
     def text(self):
@@ -95,17 +97,19 @@ class PhraseListener:
         if self.mode == "streaming" and not audio.streaming:
             raise EdgennError(f"{audio.name} is a window model; streaming mode needs a step model "
                               "(`edgenn convert --streaming`), or use --mode window")
-        decoder = audio.settings
+        decoder = audio.settings  # checked by load_audio_model
         self.audio, self.grammar = audio, grammar
         self.blank = int(decoder["blank_index"])
-        self.ignored = {self.blank} | {audio.labels.index(f) for f in decoder.get("filler", [])}
+        self.ignored = {self.blank} | {audio.labels.index(f) for f in decoder["filler"]}
         p = audio.frontend
         self.hop_seconds = p.hop_samples / audio.rate
         self.pause = int(round((pause_ms or PAUSE_MS) / 1000 / self.hop_seconds))
-        self.frontend = make_frontend(p)
-        self.activity = SpeechActivity(p.hop_samples, self.hop_seconds)
+        self.lead = int(LEAD_SECONDS / self.hop_seconds)
         self.max_frames = int(MAX_PHRASE_SECONDS / self.hop_seconds)
         self.word_gap = int(WORD_GAP_SECONDS / self.hop_seconds)
+        self.warmup = (audio.streaming or {}).get("warmup_frames", 0)
+        self.frontend = make_frontend(p)
+        self.activity = SpeechActivity(p.hop_samples, self.hop_seconds)
         self.frames = 0                # frames seen
         self.speech = collections.deque()  # speech? per hop not yet matched to a frame
         self.last_speech = -10 ** 9    # frame of the last speech hop
@@ -145,6 +149,8 @@ class PhraseListener:
             if self.mode == "streaming":
                 phrase = self._step(index, frame, speech)
             else:
+                if index == 0:  # the window before the first frame: the room as it sounds, not zeros
+                    self.ring.buffer[:] = frame
                 self.ring.add(frame)
                 phrase = self._window_check(index)
             if phrase is not None:
@@ -160,13 +166,15 @@ class PhraseListener:
     # --- streaming
     def _step(self, index, frame, speech):
         quiet = index - self.last_speech
+        if self.decoder.open and self.state_age >= self.max_frames:  # chatter without pauses: end it here
+            return self._end_streaming(index, self.decoder.finish())
         idle = not self.decoder.open and self.state_age >= MIN_STATE_SECONDS / self.hop_seconds
         if idle and (quiet >= QUIET_RESET_SECONDS / self.hop_seconds or self.state_age >= self.max_frames):
             self.stream.reset()
             self.state_age = 0
         scores = np.asarray(self.stream.step(frame[None, None]), np.float32).reshape(-1)
         self.state_age += 1
-        if self.state_age <= self.audio.streaming.get("warmup_frames", 0):
+        if self.state_age <= self.warmup:
             return None  # a Conv1D without padding is still filling its context: no scores yet
         self.log_probs.append((index, np.log(np.maximum(scores, 1e-9))))
         tokens = self.decoder.update(index, scores, speech)
@@ -178,10 +186,9 @@ class PhraseListener:
 
     def _end_streaming(self, index, tokens):
         start = self._phrase_start(tokens[0][0])
-        frames = [lp for f, lp in self.log_probs if f >= start - int(LEAD_SECONDS / self.hop_seconds)]
+        frames = [lp for f, lp in self.log_probs if f >= max(self.phrase_from, start - self.lead)]
         self.phrase_from = index + 1
-        return self._phrase([t for _, t, _ in tokens], [s for _, _, s in tokens], np.array(frames), start, index,
-                            tokens[-1][0])
+        return self._phrase(tokens, np.array(frames), start, index)
 
     # --- window
     def _window_check(self, index):
@@ -196,69 +203,57 @@ class PhraseListener:
             return None
         scores = self._window_scores()
         first = index - len(scores) + 1  # frame index of the window's first row
-        begin = max(self.phrase_from, self.segment_start - int(LEAD_SECONDS / self.hop_seconds), first)
+        begin = max(self.phrase_from, first, 0)
         rows = np.log(np.maximum(scores[begin - first:], 1e-9))
-        best = rows.argmax(-1)
-        words = np.flatnonzero(~np.isin(best, list(self.ignored)))
+        decoder = StreamingDecoder(self.blank, pause=len(rows) + 1, max_frames=len(rows) + 1)
+        for offset, row in enumerate(rows):
+            decoder.update(begin + offset, np.exp(row), speech=False)
+        tokens = decoder.finish() or []
+        words = [t for t in tokens if t[1] not in self.ignored]
         if not ended and not full:
-            if not len(words):
+            if not words:
                 self.segment_start = None  # noise, no words: start afresh at the next loud hop
+                self.phrase_from = max(self.phrase_from, index - self.lead)
                 return None
-            if index - (begin + words[-1]) < self.word_gap:
+            if index - words[-1][0] < self.word_gap:
                 return None  # still talking
         self.phrase_from = index + 1
-        start = self.segment_start
-        self.segment_start = None
-        if not len(words):
+        if not words:
+            self.segment_start = None
             return None
-        tokens = greedy_tokens(best, self.blank)
-        peaks = _token_peaks(best, np.exp(rows), self.blank)
-        return self._phrase(tokens, peaks, rows, start, index, begin + words[-1])
+        start = self._phrase_start(tokens[0][0])
+        return self._phrase(tokens, rows[max(0, start - self.lead - begin):], start, index)
 
     def _window_scores(self):
         window = self.ring.window()
         if self.window_stream is not None:  # a step model replays the window from zero state
             self.window_stream.reset()
             rows = [np.asarray(self.window_stream.step(f[None, None])).reshape(-1) for f in window]
-            return np.stack(rows[self.audio.streaming.get("warmup_frames", 0):])
+            return np.stack(rows[self.warmup:])
         out = self.audio.model.run(window[None])[0]
         return out.reshape(-1, out.shape[-1])
 
     # --- both
     def _phrase_start(self, first_token_frame):
-        """Where the speech of a phrase began: the segment start, unless that was long before its first word."""
-        start = self.segment_start if self.segment_start is not None else first_token_frame
+        """Where the speech of a phrase began: where the room got loud before its first word (not long before)."""
+        start = first_token_frame if self.segment_start is None else min(self.segment_start, first_token_frame)
         self.segment_start = None
         return start if first_token_frame - start <= self.max_frames else first_token_frame
 
-    def _phrase(self, tokens, peaks, log_probs, start, index, last_word):
-        """The Phrase of tokens decided at frame `index`; it ends with its speech (or its last word if quiet)."""
-        kept = [(t, s) for t, s in zip(tokens, peaks) if t not in self.ignored]
+    def _phrase(self, tokens, log_probs, start, index):
+        """The Phrase of tokens [(frame, token, peak)] decided at frame `index`, or None when all are fillers."""
+        kept = [(frame, t, peak) for frame, t, peak in tokens if t not in self.ignored]
         if not kept:
             return None
         labels = self.audio.labels
-        words = [labels[t] for t, _ in kept]
-        phrase = Phrase(words=words, scores=[s for _, s in kept],
+        words = [labels[t] for _, t, _ in kept]
+        end = self.last_speech if self.last_speech >= start else min(kept[-1][0], index)
+        phrase = Phrase(words=words, scores=[peak for _, _, peak in kept],
                         start=start * self.audio.frontend.hop_samples / self.audio.rate,
-                        end=self._seconds(self.last_speech if self.last_speech >= start else min(last_word, index)),
-                        detected=self._seconds(index),
-                        end_sample=self._frame_end(index), tokens=list(tokens))
+                        end=self._seconds(end), detected=self._seconds(index), end_sample=self._frame_end(index))
         if self.grammar is not None:
-            chosen, _ = self.grammar.match(log_probs, labels, self.blank, list(tokens))
+            chosen, _ = self.grammar.match(log_probs, labels, self.blank, [t for _, t, _ in tokens])
             if chosen != words:
-                phrase.heard = words
-                phrase.words = chosen or []
+                phrase.heard, phrase.words = words, chosen or []
             phrase.grammar = True  # with no words when nothing the grammar allows was said
         return phrase
-
-
-def _token_peaks(best, probs, blank):
-    """The peak score of each decoded token (in the order greedy_tokens gives them)."""
-    peaks, previous = [], blank
-    for frame, token in enumerate(best):
-        if token != blank and token != previous:
-            peaks.append(float(probs[frame, token]))
-        elif token != blank and peaks:
-            peaks[-1] = max(peaks[-1], float(probs[frame, token]))
-        previous = token
-    return peaks

@@ -146,12 +146,29 @@ def load_audio_model(path, labels=None, frontend=None, task=None, runtime=None, 
     if task not in TASKS:
         raise EdgennError(f"{path}: task {task!r} is not an audio task; edgenn listen runs {', '.join(TASKS)}")
     decoder = manifest.get("decoder") or {}
-    if task == "phrases" and decoder.get("kind") != "phrases":
-        raise EdgennError(f"{path}: no phrase decoder in its manifest (blank index, vocabulary); convert the CTC "
-                          "model with `edgenn convert --task phrases`")
+    if task == "phrases":
+        decoder = _phrase_decoder(path, decoder, list(label_list))
     return AudioModel(name=manifest.get("name") or path.stem, task=task, labels=list(label_list), rate=rate,
                       frontend=params, window_samples=window_samples, window_frames=window_frames, model=model,
                       streaming=spec, settings=decoder if decoder.get("kind") in ("keywords", "phrases") else {})
+
+
+def _phrase_decoder(path, decoder, labels):
+    """The manifest's phrase decoder, checked against the labels in use (--labels may replace them)."""
+    if decoder.get("kind") != "phrases":
+        raise EdgennError(f"{path}: no phrase decoder in its manifest (blank index, vocabulary); convert the CTC "
+                          "model with `edgenn convert --task phrases`")
+    blank = decoder.get("blank_index")
+    if not isinstance(blank, int) or not 0 <= blank < len(labels):
+        raise EdgennError(f"{path}: the manifest's CTC blank index {blank!r} is not one of the {len(labels)} labels; "
+                          "re-convert it with `edgenn convert --task phrases`")
+    filler = list(decoder.get("filler") or [])
+    words = list(decoder.get("vocabulary") or [t for i, t in enumerate(labels) if i != blank and t not in filler])
+    missing = [t for t in filler + words if t not in labels]
+    if missing:
+        raise EdgennError(f"{path}: the labels lack {', '.join(missing)}, which the phrase decoder names; give "
+                          "--labels in the model's own token order, or none")
+    return {**decoder, "filler": filler, "vocabulary": words}
 
 
 def _window_frames(path, shape, params, spec):

@@ -190,7 +190,7 @@ def run_phrase_part(phrases, out, live, log):
                          duration=20 if live else None, on_detection=events.append, log=log)
     if summary.get("error"):
         raise EdgennError(f"microphone run failed: {summary['error']}")
-    result = {"summary": summary, "events": [(e["detected_at"], e["text"]) for e in events]}
+    result = {"summary": summary, "heard": [(e["detected_at"], e["text"]) for e in events]}
     if truth:
         result.update(score_phrases(truth, events), truth=[(p["end"], p["text"]) for p in truth])
     return result
@@ -262,7 +262,7 @@ room noise (Speech Commands dataset by Pete Warden / Google, CC BY 4.0), real-ti
 {mic['real_time_factor']:.3f}{accuracy}</p><p><b>Heard:</b> {heard or 'nothing'}</p><p><b>Spoken:</b> {expected or 'live input'}</p>
 <h2>Microphone: demo phrases (int8, CTC)</h2><p>{phrases['summary']['audio_seconds']:.0f} s of phrases by
 speakers it never heard, real-time factor {phrases['summary']['real_time_factor']:.3f}</p>
-<p><b>Heard:</b> {html.escape(" | ".join(text for _, text in phrases["events"])) or 'nothing'}</p>
+<p><b>Heard:</b> {html.escape(" | ".join(text for _, text in phrases["heard"])) or 'nothing'}</p>
 <p><b>Spoken:</b> {html.escape(" | ".join(text for _, text in phrases.get("truth", []))) or 'live input'}</p>
 </body></html>""")
 

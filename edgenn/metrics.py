@@ -82,6 +82,8 @@ def score_phrases(truth, events):
     event belongs to it, with its words; latency is that event's detected_at minus the phrase's end."""
     from edgenn.phrases import word_errors
 
+    if not truth:
+        raise ValueError("score_phrases needs at least one spoken phrase")
     bounds = [p["start"] for p in truth[1:]] + [float("inf")]
     heard = [[] for _ in truth]
     for event in sorted(events, key=lambda e: e["detected_at"]):

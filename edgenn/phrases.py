@@ -6,7 +6,8 @@ token of each frame, merges repeats and drops blanks; fillers are heard but neve
 
     greedy_tokens([0, 3, 3, 0, 0, 5, 0], blank=0)  -> [3, 5]
     word_errors(["go", "left"], ["go"])              -> 1   (substitutions + deletions + insertions)
-    Grammar.load("phrases.txt").match(log_probs, vocabulary)  -> ("go left", log-likelihood) or (None, ...)
+    grammar = Grammar.load("phrases.txt", words)    # words: the model's vocabulary (the manifest's decoder)
+    grammar.match(log_probs, labels, blank, heard_tokens) -> (["go", "left"], log-likelihood) or (None, ...)
 """
 
 from pathlib import Path
@@ -23,8 +24,13 @@ def greedy_tokens(best, blank):
     best = np.asarray(best)
     if not len(best):
         return []
-    changes = np.flatnonzero(np.diff(best, prepend=blank - 1 if blank == 0 else -1) != 0)
+    changes = np.flatnonzero(np.diff(best, prepend=-1) != 0)  # ids are >= 0: the first frame is a change
     return [int(best[i]) for i in changes if best[i] != blank]
+
+
+def heard_tokens(scores, blank, ignored):
+    """Greedy decoding of frame scores [T, classes] without the `ignored` tokens (blank, fillers)."""
+    return [t for t in greedy_tokens(np.asarray(scores).argmax(-1), blank) if t not in ignored]
 
 
 def word_errors(truth, heard):
@@ -41,6 +47,8 @@ def word_errors(truth, heard):
 def ctc_log_likelihood(log_probs, tokens, blank):
     """log P(tokens | frames) summed over every CTC alignment (forward algorithm); log_probs [T, classes]."""
     log_probs = np.asarray(log_probs, np.float64)
+    if not len(log_probs):
+        return 0.0 if not len(tokens) else NEG
     extended = np.full(2 * len(tokens) + 1, blank)
     extended[1::2] = tokens
     n = len(extended)
@@ -68,12 +76,13 @@ class Grammar:
     decoding heard: at most one word in two differs, or the model found it almost as likely (within `margin`
     nats: it was unsure between them)."""
 
-    def __init__(self, phrases, margin=3.0):
+    def __init__(self, phrases, words, margin=3.0):
         self.phrases = [tuple(p) for p in phrases]
-        self.margin = margin
+        self.words, self.margin = set(words), margin
 
     @classmethod
-    def load(cls, path, vocabulary):
+    def load(cls, path, words):
+        """The grammar in PATH; every word must be one of `words` (the model's vocabulary, no blank or filler)."""
         path = Path(path)
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
@@ -81,8 +90,7 @@ class Grammar:
             raise EdgennError(f"--grammar {path}: cannot read it ({getattr(exc, 'strerror', None) or exc}); give a "
                               "text file with one allowed phrase a line") from None
         phrases = [line.split("#")[0].split() for line in lines]
-        phrases = [words for words in phrases if words]
-        words = [w for w in vocabulary if not w.startswith("_")]
+        phrases = [phrase for phrase in phrases if phrase]
         for number, phrase in enumerate(phrases, 1):
             unknown = [w for w in phrase if w not in words]
             if unknown:
@@ -90,7 +98,7 @@ class Grammar:
                                   f"({', '.join(words)}); fix line {number}")
         if not phrases:
             raise EdgennError(f"--grammar {path}: no phrases in it; write one allowed phrase a line, e.g. 'go left'")
-        return cls(phrases)
+        return cls(phrases, words)
 
     def match(self, log_probs, vocabulary, blank, heard_tokens):
         """(phrase words or None, its log-likelihood) for the frames [T, classes] of one heard phrase."""
@@ -98,9 +106,10 @@ class Grammar:
         scores = [ctc_log_likelihood(log_probs, [index[w] for w in phrase], blank) for phrase in self.phrases]
         best = int(np.argmax(scores))
         heard = ctc_log_likelihood(log_probs, heard_tokens, blank)
-        words = [vocabulary[t] for t in heard_tokens if not vocabulary[t].startswith("_")]
+        words = [vocabulary[t] for t in heard_tokens if vocabulary[t] in self.words]  # fillers are not words
         near = word_errors(words, self.phrases[best]) <= len(self.phrases[best]) // 2
-        allowed = near or scores[best] >= heard - self.margin
+        possible = scores[best] > NEG / 2  # too few frames for it: not a match, however near
+        allowed = possible and (near or scores[best] >= heard - self.margin)
         return (list(self.phrases[best]) if allowed else None), scores[best]
 
 
@@ -122,6 +131,11 @@ class StreamingDecoder:
         """A word was heard and the phrase has not ended yet."""
         return bool(self.tokens)
 
+    def finish(self):
+        """The phrase heard so far, ended now (or None)."""
+        finished, self.tokens = self.tokens, []
+        return finished or None
+
     def update(self, frame, scores, speech):
         if speech:
             self.last_speech = frame
@@ -137,6 +151,5 @@ class StreamingDecoder:
         quiet = frame - max(self.last_speech, self.tokens[-1][0])  # a word heard is speech, whatever the level
         if quiet >= self.pause or frame - self.tokens[-1][0] >= self.word_gap or \
                 frame - self.tokens[0][0] >= self.max_frames - 1:
-            finished, self.tokens = self.tokens, []
-            return finished
+            return self.finish()
         return None

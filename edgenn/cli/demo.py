@@ -43,7 +43,7 @@ def demo(out, live, convert, calibration, as_json):
         click.echo(f"speech model (int8): {100 * microphone['clip_accuracy']:.1f} % of {microphone['clips']} real "
                    "one-second clips of speakers it never heard (Speech Commands, CC BY 4.0)")
         phrases = result["phrases"]
-        click.echo(f"phrases heard: {' | '.join(text for _, text in phrases['events']) or 'nothing'}")
+        click.echo(f"phrases heard: {' | '.join(text for _, text in phrases['heard']) or 'nothing'}")
         if phrases.get("truth"):
             click.echo(f"       spoken: {' | '.join(text for _, text in phrases['truth'])}")
         for what, measured, bar, passed in result["verdicts"]:
