@@ -41,7 +41,7 @@ def run_listen(model, source="default", *, events=None, mode=None, threshold=Non
                              runtime=preferred_runtime(runtime, profiles.detect()), threads=threads)
     if audio.task == "phrases":
         listener = PhraseListener(audio, mode, grammar and Grammar.load(grammar, audio.settings["vocabulary"]),
-                                  pause_ms)
+                                  pause_ms, threshold)
     elif grammar or pause_ms:
         raise EdgennError(f"--grammar and --pause-ms are for phrase models; {audio.name} is a {audio.task} model")
     else:

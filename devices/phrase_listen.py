@@ -30,11 +30,13 @@ from edgenn.phrases import StreamingDecoder
 from edgenn.streaming import Stream
 from edgenn.devices.speech import FrameRing, make_frontend
 
-PAUSE_MS = 550          # a phrase ends after this much quiet (its words are up to ~0.4 s apart, and a
+PAUSE_MS = 520          # a phrase ends after this much quiet (its words are up to ~0.4 s apart, and a
                         # word's quiet ends read as quiet too)...
 WORD_GAP_SECONDS = 1.2  # ...or, in a room that is never quiet, this long after its last word: the next word
                         # of a phrase (<= 0.4 s pause, <= 0.8 s long) would have been heard by then
 SPEECH_DB = 6.0         # a hop is speech this far above the noise floor
+WORD_THRESHOLD = 0.0    # a word counts when its score peaks this high (--threshold; any higher cost more
+                        # words than the noise it kept out, on dev streams)
 FLOOR_SECONDS = 1.0     # the noise floor: the quietest smoothed level over this long
 LEAD_SECONDS = 0.3      # the scores a grammar weighs start this long before the phrase's speech
 QUIET_RESET_SECONDS = 0.3  # streaming: reset the state after this much quiet between phrases...
@@ -89,7 +91,7 @@ class SpeechActivity:
 class PhraseListener:
     """Runs a phrase AudioModel over pushed samples; returns Phrases as they end."""
 
-    def __init__(self, audio, mode=None, grammar=None, pause_ms=None):
+    def __init__(self, audio, mode=None, grammar=None, pause_ms=None, threshold=None):
         if audio.task != "phrases":
             raise EdgennError(f"{audio.name} is a {audio.task} model; phrases need a CTC phrase model (manifest task "
                               "phrases, made by `edgenn convert --task phrases`)")
@@ -104,6 +106,7 @@ class PhraseListener:
         p = audio.frontend
         self.hop_seconds = p.hop_samples / audio.rate
         self.pause = int(round((pause_ms or PAUSE_MS) / 1000 / self.hop_seconds))
+        self.threshold = WORD_THRESHOLD if threshold is None else threshold
         self.lead = int(LEAD_SECONDS / self.hop_seconds)
         self.max_frames = int(MAX_PHRASE_SECONDS / self.hop_seconds)
         self.word_gap = int(WORD_GAP_SECONDS / self.hop_seconds)
@@ -242,7 +245,7 @@ class PhraseListener:
 
     def _phrase(self, tokens, log_probs, start, index):
         """The Phrase of tokens [(frame, token, peak)] decided at frame `index`, or None when all are fillers."""
-        kept = [(frame, t, peak) for frame, t, peak in tokens if t not in self.ignored]
+        kept = [(frame, t, peak) for frame, t, peak in tokens if t not in self.ignored and peak >= self.threshold]
         if not kept:
             return None
         labels = self.audio.labels

@@ -211,14 +211,16 @@ def test_listen_hears_phrases_of_validation_speakers(phrase_bundles, phrase_data
 
 
 def test_grammar_turns_heard_phrases_into_allowed_ones(phrase_bundles, phrase_data_folders, tmp_path):
-    events = []
     from edgenn.devices.listen import run_listen
 
-    run_listen(str(phrase_bundles["streaming"]), str(phrase_data_folders["stream"]),
-               grammar=str(phrase_data_folders["grammar"]), on_detection=events.append, log=lambda m: None)
+    events, plain = [], []
+    for grammar, found in ((str(phrase_data_folders["grammar"]), events), (None, plain)):
+        run_listen(str(phrase_bundles["streaming"]), str(phrase_data_folders["stream"]), grammar=grammar,
+                   on_detection=found.append, log=lambda m: None)
     allowed = set(phrase_data_folders["grammar"].read_text().split("\n"))
     assert all(e["matched"] is False or e["text"] in allowed for e in events)
-    assert score_phrases(phrase_data_folders["truth"], events)["phrase_accuracy"] >= 0.85
+    with_grammar = score_phrases(phrase_data_folders["truth"], events)["phrase_accuracy"]
+    assert with_grammar >= 0.75 and with_grammar >= score_phrases(phrase_data_folders["truth"], plain)["phrase_accuracy"]
 
 
 def test_phrase_events_reach_a_real_mosquitto_broker(phrase_bundles, phrase_data_folders, mosquitto):
@@ -342,9 +344,13 @@ def test_a_corrupt_phrase_model_gets_one_line(tmp_path, phrase_bundles):
     assert len(result.stderr.strip().splitlines()) == 1 and "speech_phrases.tflite" in result.stderr
 
 
-def test_a_phrase_model_converted_as_keywords_gets_one_line(tmp_path):
+def test_phrase_and_keyword_models_converted_as_the_other_get_one_line(tmp_path):
     require(DEMO.exists(), f"the demo phrase model {DEMO}")
     output = tmp_path / "x.tflite"
     result = run_cli(["convert", DEMO, "-o", output, "--task", "keywords", "--quantize", "float32"])
     assert result.returncode != 0 and not output.exists()
     assert "convert it with --task phrases" in result.stderr.strip().splitlines()[-1]
+    keyword_model = REPO / "edgenn" / "demo" / "speech_commands.keras"
+    result = run_cli(["convert", keyword_model, "-o", output, "--task", "phrases", "--quantize", "float32"])
+    assert result.returncode != 0 and not output.exists() and "Traceback" not in result.stderr
+    assert "needs a model whose last recurrent layer returns sequences" in result.stderr.strip().splitlines()[-1]

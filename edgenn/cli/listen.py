@@ -68,7 +68,7 @@ def _print_summary(summary):
               help="Phrase models: the allowed phrases, one a line; each heard phrase becomes the likeliest of them, "
                    "or none (matched: false).")
 @click.option("--pause-ms", type=click.FloatRange(min=100), help="Phrase models: quiet that ends a phrase "
-              "(default 550).")
+              "(default 520).")
 @click.option("--input-rate", type=click.IntRange(1000), help="Sample rate of the PCM on stdin (default: the model's).")
 @click.option("--device-rate", type=click.IntRange(1000), help="Record at this rate (default: the model's, "
               "else 48/44.1 kHz, resampled).")
