@@ -154,18 +154,24 @@ def _stills(video, count):
     return images
 
 
-def run_listen_part(speech, out, live, log):
+def _listen(bundle, sample, events_file, live, log):
+    """(summary, events) of `edgenn listen` with BUNDLE on the shipped SAMPLE WAV (or 20 s of the microphone)."""
     from edgenn.devices.listen import run_listen
 
-    wav = DEMO / "sample_keywords.wav"
-    truth = None if live else [(w["time"], w["word"]) for w in
-                               json.loads((DEMO / "sample_keywords.json").read_text())["words"]]
+    wav = DEMO / sample
     events = []
-    log(f"microphone: {speech.name} on {'the default microphone' if live else wav.name}")
-    summary = run_listen(speech, "default" if live else str(wav), events=str(out / "microphone_events.jsonl"),
+    log(f"microphone: {bundle.name} on {'the default microphone' if live else wav.name}")
+    summary = run_listen(bundle, "default" if live else str(wav), events=str(events_file),
                          duration=20 if live else None, on_detection=events.append, log=log)
     if summary.get("error"):
         raise EdgennError(f"microphone run failed: {summary['error']}")
+    return summary, events
+
+
+def run_listen_part(speech, out, live, log):
+    truth = None if live else [(w["time"], w["word"]) for w in
+                               json.loads((DEMO / "sample_keywords.json").read_text())["words"]]
+    summary, events = _listen(speech, "sample_keywords.wav", out / "microphone_events.jsonl", live, log)
     result = {"summary": summary, "events": [(round(e["stream_time"], 2), e["label"]) for e in events]}
     result["clip_accuracy"], result["clips"] = clip_accuracy(speech)
     evaluation = (read_manifest(speech) or {}).get("evaluation") or {}
@@ -182,16 +188,8 @@ def run_listen_part(speech, out, live, log):
 def run_phrase_part(phrases, out, live, log):
     """The phrase bundle on the shipped sample of validation speakers' phrases (or the microphone): its word
     error rate and whole-phrase accuracy against what was said."""
-    from edgenn.devices.listen import run_listen
-
-    wav = DEMO / "sample_phrases.wav"
     truth = None if live else json.loads((DEMO / "sample_phrases.json").read_text())["phrases"]
-    events = []
-    log(f"microphone: {phrases.name} on {'the default microphone' if live else wav.name}")
-    summary = run_listen(phrases, "default" if live else str(wav), events=str(out / "phrase_events.jsonl"),
-                         duration=20 if live else None, on_detection=events.append, log=log)
-    if summary.get("error"):
-        raise EdgennError(f"microphone run failed: {summary['error']}")
+    summary, events = _listen(phrases, "sample_phrases.wav", out / "phrase_events.jsonl", live, log)
     result = {"summary": summary, "heard": [(e["detected_at"], e["text"]) for e in events]}
     if truth:
         result.update(score_phrases(truth, events), truth=[(p["end"], p["text"]) for p in truth])

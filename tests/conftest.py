@@ -3,12 +3,15 @@
 Under CI=true a missing component fails the test instead of skipping it, so a missing install
 step shows in CI."""
 
+import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -111,3 +114,31 @@ def chromium_driver():
                 f"--user-data-dir={tempfile.mkdtemp(prefix='edgenn-chromium-')}"):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+@contextlib.contextmanager
+def mqtt_subscriber(port, topic):
+    """A client of the test broker on PORT, subscribed to TOPIC; yields the list its JSON messages arrive in."""
+    import paho.mqtt.client as mqtt
+
+    received, subscribed = [], threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda c, u, message: received.append(json.loads(message.payload))
+    client.on_subscribe = lambda *args: subscribed.set()
+    client.connect("127.0.0.1", port)
+    client.subscribe(topic)
+    client.loop_start()
+    try:
+        assert subscribed.wait(10), f"no subscription to {topic} on the test broker"
+        yield received
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def wait_until(condition, seconds=10):
+    """Poll `condition` until it holds or `seconds` pass; returns its last value."""
+    deadline = time.time() + seconds
+    while not condition() and time.time() < deadline:
+        time.sleep(0.05)
+    return condition()

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import chromium_driver, free_port, run_cli
+from conftest import chromium_driver, free_port, mqtt_subscriber, run_cli, wait_until
 from edgenn.devices import camera, sources
 from edgenn.devices.preview import PreviewServer, PreviewState
 from edgenn.errors import EdgennError
@@ -236,24 +236,10 @@ def test_image_folder_and_glob_sources(tmp_path, fixtures_dir):
 
 
 def test_events_reach_a_real_mosquitto_broker(fixtures_dir, videos, mosquitto):
-    import paho.mqtt.client as mqtt
-    received, subscribed = [], threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    client.on_message = lambda c, u, message: received.append(json.loads(message.payload))
-    client.on_subscribe = lambda *args: subscribed.set()
-    client.connect("127.0.0.1", mosquitto)
-    client.subscribe("edgenn/camera")
-    client.loop_start()
-    try:
-        assert subscribed.wait(10)
+    with mqtt_subscriber(mosquitto, "edgenn/camera") as received:
         summary, _, _ = run(fixtures_dir, SSD, videos["dogs"], max_detections=2,
                             events=[f"mqtt://127.0.0.1:{mosquitto}/edgenn/camera"])
-        deadline = time.time() + 10
-        while len(received) < 6 and time.time() < deadline:
-            time.sleep(0.05)
-    finally:
-        client.loop_stop()
-        client.disconnect()
+        wait_until(lambda: len(received) >= 6)
     assert summary["frames"] == 3
     assert len(received) == 6 and {e["label"] for e in received} == {"dog"}
     assert {e["frame"] for e in received} == {0, 1, 2} and all(e["source"] == "camera" for e in received)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, chromium_driver, free_port, require, run_cli
+from conftest import REPO, chromium_driver, free_port, mqtt_subscriber, require, run_cli, wait_until
 from edgenn.audio_frontend import FrontEnd, FrontEndParams
 from edgenn.bundle import read_manifest
 from edgenn.metrics import score_phrases
@@ -224,27 +224,13 @@ def test_grammar_turns_heard_phrases_into_allowed_ones(phrase_bundles, phrase_da
 
 
 def test_phrase_events_reach_a_real_mosquitto_broker(phrase_bundles, phrase_data_folders, mosquitto):
-    import paho.mqtt.client as mqtt
     from edgenn.devices.listen import run_listen
 
-    received, subscribed = [], threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    client.on_message = lambda c, u, message: received.append(json.loads(message.payload))
-    client.on_subscribe = lambda *args: subscribed.set()
-    client.connect("127.0.0.1", mosquitto)
-    client.subscribe("edgenn/phrases")
-    client.loop_start()
     local = []
-    try:
-        assert subscribed.wait(10)
+    with mqtt_subscriber(mosquitto, "edgenn/phrases") as received:
         run_listen(str(phrase_bundles["streaming"]), str(phrase_data_folders["stream"]), on_detection=local.append,
                    events=[f"mqtt://127.0.0.1:{mosquitto}/edgenn/phrases"], log=lambda m: None)
-        deadline = time.time() + 10
-        while len(received) < len(local) and time.time() < deadline:
-            time.sleep(0.05)
-    finally:
-        client.loop_stop()
-        client.disconnect()
+        wait_until(lambda: len(received) >= len(local))
     assert local and [e["text"] for e in received] == [e["text"] for e in local]
     assert all(e["kind"] == "phrase" and e["source"] == "microphone" for e in received)
 

@@ -48,7 +48,8 @@ def _print_summary(summary):
 @click.option("--mode", type=click.Choice(["window", "streaming"]),
               help="window: the window model every hop; streaming: the step model every frame "
                    "(default: streaming for a --streaming bundle, else window).")
-@click.option("--threshold", type=click.FloatRange(0, 1), help="Score a label must reach (all labels).")
+@click.option("--threshold", type=click.FloatRange(0, 1),
+              help="Score a label must reach (all labels; phrase models: each word's peak score, default none).")
 @click.option("--keyword-threshold", "thresholds", multiple=True, metavar="LABEL=X", callback=_keyword_thresholds,
               help="Threshold of one label (repeatable, 0-1), e.g. --keyword-threshold go=0.9.")
 @click.option("--hop-ms", type=click.FloatRange(min=1), help="Window mode: time between model runs.")
