@@ -79,7 +79,8 @@ def _print_summary(summary):
 @click.option("--list-devices", is_flag=True, help="List the audio input devices and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary (or device list) as JSON on stdout.")
 def listen(model, list_devices, as_json, **options):
-    """Run MODEL (a .tflite bundle or an installed model's name) on live audio and report keywords.
+    """Run MODEL (a .tflite bundle or an installed model's name) on live audio and report keywords, sounds or
+    phrases.
 
     Ctrl-C, SIGTERM, --duration or the end of a file end the run with a summary.
 
