@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgenn.errors import EdgennError
-from edgenn.phrases import StreamingDecoder
+from edgenn.phrases import StreamingDecoder, ctc_log_likelihood
 from edgenn.streaming import Stream
 from edgenn.devices.speech import FrameRing, make_frontend
 
@@ -37,6 +37,8 @@ WORD_GAP_SECONDS = 1.2  # ...or, in a room that is never quiet, this long after 
 SPEECH_DB = 6.0         # a hop is speech this far above the noise floor
 WORD_THRESHOLD = 0.0    # a word counts when its score peaks this high (--threshold; any higher cost more
                         # words than the noise it kept out, on dev streams)
+SILENCE_MARGIN = 2.0    # nats: what was heard must be e^2 times likelier than no word at all over the same
+                        # frames (on dev streams: a stray "on" in noise gone, no word lost)
 FLOOR_SECONDS = 1.0     # the noise floor: the quietest smoothed level over this long
 LEAD_SECONDS = 0.3      # the scores a grammar weighs start this long before the phrase's speech
 QUIET_RESET_SECONDS = 0.3  # streaming: reset the state after this much quiet between phrases...
@@ -244,7 +246,7 @@ class PhraseListener:
         return start if first_token_frame - start <= self.max_frames else first_token_frame
 
     def _phrase(self, tokens, log_probs, start, index):
-        """The Phrase of tokens [(frame, token, peak)] decided at frame `index`, or None when all are fillers."""
+        """The Phrase of tokens [(frame, token, peak)] decided at frame `index`; None for fillers only or noise."""
         kept = [(frame, t, peak) for frame, t, peak in tokens if t not in self.ignored and peak >= self.threshold]
         if not kept:
             return None
@@ -254,8 +256,12 @@ class PhraseListener:
         phrase = Phrase(words=words, scores=[peak for _, _, peak in kept],
                         start=start * self.audio.frontend.hop_samples / self.audio.rate,
                         end=self._seconds(end), detected=self._seconds(index), end_sample=self._frame_end(index))
+        heard = [t for _, t, _ in tokens]
+        if ctc_log_likelihood(log_probs, heard, self.blank) - ctc_log_likelihood(log_probs, [], self.blank) \
+                < SILENCE_MARGIN:
+            return None  # hardly likelier than no word at all: noise (a clank heard as "on")
         if self.grammar is not None:
-            chosen, _ = self.grammar.match(log_probs, labels, self.blank, [t for _, t, _ in tokens])
+            chosen, _ = self.grammar.match(log_probs, labels, self.blank, heard)
             if chosen != words:
                 phrase.heard, phrase.words = words, chosen or []
             phrase.grammar = True  # with no words when nothing the grammar allows was said
