@@ -16,7 +16,10 @@ from edgenn.wav import read_wav
 
 def window_features(samples, frontend, frames):
     """[frames, features] of one clip: zero-padded or cut to exactly `frames` frames."""
-    features = frontend.features(samples)
+    return _fit_frames(frontend.features(samples), frames)
+
+
+def _fit_frames(features, frames):
     if len(features) < frames:
         pad = np.zeros((frames - len(features), features.shape[1]), np.float32)
         features = np.concatenate([features, pad]) if len(features) else pad
@@ -55,9 +58,9 @@ def load_windows(folder, params, frames, labels=None, limit=None, seed=0):
     return np.stack(windows), np.array([label for _, label in clips]), labels
 
 
-def load_phrase_windows(folder, params, frames, labels, words, limit=None, seed=0):
+def load_phrase_windows(folder, params, frames, labels, words, limit=None, seed=0, warnings=None):
     """(windows [N, frames, features], transcripts [N] of token-id lists into `labels`, or None) for a phrase
-    model whose vocabulary is `words`.
+    model whose vocabulary is `words`; a line goes to `warnings` when WAVs are longer than the window.
 
     FOLDER/go_left/*.wav: the subfolder names what is said (words joined by '_' or spaces); WAVs right in
     FOLDER have no transcript (calibration only)."""
@@ -79,7 +82,12 @@ def load_phrase_windows(folder, params, frames, labels, words, limit=None, seed=
     if limit and len(clips) > limit:
         clips = [clips[i] for i in sorted(np.random.default_rng(seed).choice(len(clips), limit, replace=False))]
     frontend = FrontEnd(params)
-    windows = np.stack([window_features(read_wav(path, params.sample_rate)[0], frontend, frames) for path, _ in clips])
+    features = [frontend.features(read_wav(path, params.sample_rate)[0]) for path, _ in clips]
+    longer = sum(len(f) > frames for f in features)
+    if longer and warnings is not None:
+        warnings.append(f"{longer} of {len(clips)} WAVs in {folder} are longer than the model's window of {frames} "
+                        "frames: only their start is used (and their words after it count as missed)")
+    windows = np.stack([_fit_frames(f, frames) for f in features])
     truths = [truth for _, truth in clips]
     if any(t is None for t in truths) and any(t is not None for t in truths):
         raise EdgennError(f"{folder}: WAVs both in phrase subfolders and at the top; put every WAV in a subfolder "

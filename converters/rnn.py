@@ -405,7 +405,8 @@ def pipeline_convert(model_path, options, progress):
     def read(source, limit, what):
         say(f"reading {source} ...")
         if phrases:
-            return (*load_phrase_windows(source, params, plan.frames, labels, phrases["vocabulary"], limit), labels)
+            return (*load_phrase_windows(source, params, plan.frames, labels, phrases["vocabulary"], limit,
+                                         warnings=warnings), labels)
         if array_data.is_array_source(source):
             return array_data.load_arrays(source, labels, limit, what)
         if params is None:

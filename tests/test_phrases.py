@@ -330,6 +330,18 @@ def test_a_corrupt_phrase_model_gets_one_line(tmp_path, phrase_bundles):
     assert len(result.stderr.strip().splitlines()) == 1 and "speech_phrases.tflite" in result.stderr
 
 
+def test_phrase_wavs_longer_than_the_window_are_named(tmp_path, phrase_data_folders):
+    from edgenn.converters.pipeline import Options, convert
+
+    first, second = sorted(Path(phrase_data_folders["eval"]).glob("*_*/*.wav"))[:2]
+    joined = np.concatenate([read_wav(first, 16000)[0], read_wav(second, 16000)[0]])  # 6 s, the window is 3 s
+    said = first.parent.name + "_" + second.parent.name
+    (tmp_path / "eval" / said).mkdir(parents=True)
+    write_wav(tmp_path / "eval" / said / "0.wav", joined, 16000)
+    result = convert(DEMO, tmp_path / "p.tflite", Options(quantize="float32", eval=str(tmp_path / "eval")))
+    assert any("1 of 1 WAVs" in w and "longer than the model's window of 149 frames" in w for w in result.warnings)
+
+
 def test_phrase_and_keyword_models_converted_as_the_other_get_one_line(tmp_path):
     require(DEMO.exists(), f"the demo phrase model {DEMO}")
     output = tmp_path / "x.tflite"
