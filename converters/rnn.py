@@ -46,6 +46,7 @@ from edgenn.converters import rnn_lower, rnn_unroll  # noqa: E402
 from edgenn.errors import EdgennError  # noqa: E402
 from edgenn.manifest import new_manifest  # noqa: E402
 from edgenn.modelfile import io_tensors, read_contents  # noqa: E402
+from edgenn.phrases import phrase_errors  # noqa: E402
 from edgenn.runtime import open_model  # noqa: E402
 from edgenn.streaming import run_steps  # noqa: E402
 
@@ -205,7 +206,7 @@ def _compare(reference, candidate, labels=None, phrases=None):
               "argmax_agreement": float(np.mean(reference.argmax(-1) == candidate.argmax(-1)))}
     if labels is not None and phrases is not None:
         for key, scores in (("reference", reference), ("", candidate)):
-            rate, accuracy = _phrase_errors(scores, labels, phrases)
+            rate, accuracy = phrase_errors(scores, labels, phrases["blank_index"], phrases["ignored"])
             result["accuracy" + (f"_{key}" if key else "")] = accuracy
             result["word_error_rate" + (f"_{key}" if key else "")] = rate
         result["drop_pp"] = 100.0 * (result["accuracy_reference"] - result["accuracy"])
@@ -215,19 +216,6 @@ def _compare(reference, candidate, labels=None, phrases=None):
         result["accuracy"] = float(np.mean(candidate.argmax(-1) == labels))
         result["drop_pp"] = 100.0 * (result["accuracy_reference"] - result["accuracy"])
     return result
-
-
-def _phrase_errors(scores, truths, phrases):
-    """(word error rate, phrase accuracy) of greedy CTC decoding of [N, T, classes] against token lists."""
-    from edgenn.phrases import heard_tokens, word_errors
-
-    errors = words = right = 0
-    for frames, truth in zip(scores, truths):
-        heard = heard_tokens(frames, phrases["blank_index"], phrases["ignored"])
-        errors += word_errors(list(truth), heard)
-        words += len(truth)
-        right += heard == list(truth)
-    return errors / max(words, 1), right / max(len(truths), 1)
 
 
 def _run_window(data, windows):

@@ -135,7 +135,8 @@ def phrase_event(model, phrase, **extra):
               "start": round(phrase.start, 3), "end": round(phrase.end, 3)}
     if phrase.grammar:
         fields.update(matched=bool(phrase.words), heard=" ".join(phrase.heard) if phrase.heard else phrase.text)
-    return make_event("microphone", model, "phrase", phrase.text or "_unmatched_", phrase.score, **fields, **extra)
+    return make_event("microphone", model, EVENT_KIND["phrases"], phrase.text or "_unmatched_", phrase.score, **fields,
+                      **extra)
 
 
 def check_thresholds(items):

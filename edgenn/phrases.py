@@ -33,6 +33,19 @@ def heard_tokens(scores, blank, ignored):
     return [t for t in greedy_tokens(np.asarray(scores).argmax(-1), blank) if t not in ignored]
 
 
+def phrase_errors(scores, truths, blank, ignored):
+    """(word error rate, whole-phrase accuracy) of greedy decoding of [N, T, classes] scores against the token
+    lists said (the `ignored` tokens - blank, fillers - left out of both)."""
+    errors = words = right = 0
+    for frames, truth in zip(scores, truths):
+        truth = [t for t in truth if t not in ignored]
+        heard = heard_tokens(frames, blank, ignored)
+        errors += word_errors(truth, heard)
+        words += len(truth)
+        right += heard == truth
+    return errors / max(words, 1), right / max(len(truths), 1)
+
+
 def word_errors(truth, heard):
     """Levenshtein distance between two word (or token) sequences."""
     previous = list(range(len(heard) + 1))

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edgenn.audio_frontend import FrontEnd, FrontEndParams
-from edgenn.phrases import heard_tokens, word_errors
+from edgenn.phrases import phrase_errors
 from training import phrase_data, real_speech
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,16 +73,9 @@ def build_model(keras, n_features, n_tokens, gru_layers=1):
 
 def word_error_rate(model, feats, tokens):
     """(WER, phrase accuracy) of greedy CTC decoding, filler tokens dropped, as edgenn listen decodes."""
-    ignored = {phrase_data.VOCABULARY.index(phrase_data.BLANK), phrase_data.VOCABULARY.index(phrase_data.FILLER)}
+    blank = phrase_data.VOCABULARY.index(phrase_data.BLANK)
     probs = model.predict(feats.astype(np.float32), verbose=0, batch_size=64)
-    errors = words = right = 0
-    for p, truth in zip(probs, tokens):
-        truth = [t for t in truth if t not in ignored]
-        heard = heard_tokens(p, phrase_data.VOCABULARY.index(phrase_data.BLANK), ignored)
-        errors += word_errors(truth, heard)
-        words += len(truth)
-        right += heard == truth
-    return errors / max(words, 1), right / len(tokens)
+    return phrase_errors(probs, tokens, blank, {blank, phrase_data.VOCABULARY.index(phrase_data.FILLER)})
 
 
 def main():
