@@ -1,9 +1,10 @@
-"""Image preprocessing equals TFLite's RESIZE_BILINEAR (half-pixel centres) and maps boxes back."""
+"""Image preprocessing equals TFLite's RESIZE_BILINEAR (half-pixel centres), rounded, and maps boxes back."""
 
 import numpy as np
 import pytest
 
-from edgenn.image import ImageInput, _resize_bilinear_numpy, fit, resize_bilinear
+import edgenn.image
+from edgenn.image import ImageInput, _resize_bilinear_numpy, fit, resize_pixels
 from edgenn.runtime import TensorInfo
 
 
@@ -19,10 +20,17 @@ def test_resize_equals_tflite_half_pixel(tf, src, dst):
     reference = tf.raw_ops.ResizeBilinear(images=image[None].astype(np.float32), size=dst,
                                           align_corners=False, half_pixel_centers=True)[0].numpy()
     np.testing.assert_allclose(_resize_bilinear_numpy(image.astype(np.float32), *dst), reference, atol=1e-3)
-    # The OpenCV path (used when installed) rounds its interpolation weights: within 0.02 of a level.
-    np.testing.assert_allclose(resize_bilinear(image, *dst), reference, atol=0.02)
-    np.testing.assert_allclose(resize_bilinear(image[:, :, 0], *dst), reference[:, :, 0], atol=0.02)
-    np.testing.assert_allclose(resize_bilinear(image[:, :, :1], *dst), reference[:, :, :1], atol=0.02)
+    rounded = np.floor(reference + 0.5)
+    for opencv in (True, False):  # OpenCV's fixed point (used when installed) and numpy's float
+        with pytest.MonkeyPatch.context() as patch:
+            if not opencv:
+                patch.setattr(edgenn.image, "_opencv", lambda: None)
+            resized = resize_pixels(image, *dst)
+            assert resized.dtype == np.uint8
+            assert np.abs(resized - rounded).max() <= 1  # random pixels: the hardest case for fixed point
+            assert abs(resized.mean() - reference.mean()) < 0.01  # rounded, not truncated: no bias
+            np.testing.assert_array_equal(resize_pixels(image[:, :, 0], *dst), resized[:, :, 0])
+            assert resize_pixels(image[:, :, :1], *dst).shape == dst + (1,)
 
 
 @pytest.mark.parametrize("policy", ["stretch", "letterbox", "crop"])
@@ -70,7 +78,6 @@ def test_non_image_input_is_refused():
 
 def test_numpy_path_reproduces_the_sensitive_coral_check(fixtures_dir, monkeypatch):
     """Without OpenCV, the numpy resize alone still gives mobilenet_v1 0.25 its documented tiger cat."""
-    import edgenn.image
     from edgenn.runtime import open_model
     from edgenn.vision import VisionTask
     from images import read_rgb

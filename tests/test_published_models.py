@@ -41,9 +41,19 @@ def _xywh(box):
     return [box[0], box[1], box[2] - box[0], box[3] - box[1]]
 
 
+def _iou(box, documented_xywh):
+    x, y, w, h = documented_xywh
+    width = min(box[2], x + w) - max(box[0], x)
+    height = min(box[3], y + h) - max(box[1], y)
+    overlap = max(width, 0) * max(height, 0)
+    return overlap / ((box[2] - box[0]) * (box[3] - box[1]) + w * h - overlap)
+
+
 SSD = "tflite_support/coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
 SSD_EXPECTED = {
-    # documented by tflite-support: label, score, [x, y, w, h] in pixels
+    # documented by tflite-support: label, score, [x, y, w, h] in pixels, within 0.05 and 3 px with the Task
+    # Library's resampler (libyuv). Any other bilinear resize moves this quantized SSD's box edges by whole
+    # steps of its box encoding (4-8 px here), so a box counts as the documented one at IoU >= 0.95.
     "dogs.jpg": (2, [("dog", 0.73828, [355, 133, 190, 206]), ("dog", 0.73047, [103, 15, 138, 369])]),
     "cats_and_dogs.jpg": (4, [("cat", 0.64, [54, 396, 393, 196]), ("cat", 0.61, [602, 157, 394, 447]),
                               ("cat", 0.56, [260, 394, 180, 209]), ("dog", 0.50, [389, 197, 278, 409])]),
@@ -60,7 +70,7 @@ def test_ssd_matches_documented(fixtures_dir, image_name):
     assert len(found) == len(expected)
     for label, score, box in expected:
         match = [d for d in found if task.label(d.label_id) == label and abs(d.score - score) <= 0.05
-                 and max(abs(a - b) for a, b in zip(_xywh(d.box), box)) <= 8]
+                 and _iou(d.box, box) >= 0.95]
         assert match, (label, score, box, [(task.label(d.label_id), d.score, _xywh(d.box)) for d in found])
 
 
