@@ -9,15 +9,17 @@ decoding), so with every core the capture, preparation and result handling wait 
 All cores but one, beside the rest of the pipeline, wins when capture and preparation cost as much as
 the model. The same model is opened once per candidate, the first frames alternate between them in
 blocks, and the one that finishes frames fastest is kept (when a camera sets the pace both keep up:
-then the shorter invoke, the fresher result). The others are closed.
+then the shorter invoke, the fresher result). A setting slower by CLEAR after the first round is
+dropped there: every frame measured on it is a frame run slowly. The others are closed.
 """
 
 import statistics
 from collections import namedtuple
 
 BLOCK = 6          # frames in a row on one candidate; the first of each block (the switch) is not timed
-ROUNDS = 3         # blocks per candidate
+ROUNDS = 3         # blocks per candidate, at most
 TIE = 0.05         # time per frame this close: the source sets the pace
+CLEAR = 1.25       # time per frame this much longer after one round: decided without more rounds
 
 
 Setting = namedtuple("Setting", "threads serial")
@@ -66,12 +68,20 @@ class ThreadChoice:
             self.frame_times[self.setting].append(frame_seconds)
             self.invoke_times[self.setting].append(invoke_seconds)
         self.frames += 1
-        if self.frames == BLOCK * ROUNDS * len(self.order):
+        rounds, within = divmod(self.frames, BLOCK * len(self.order))
+        if within == 0 and (rounds == ROUNDS or self._clear()):
             self._decide()
 
+    def _medians(self):
+        return ({t: statistics.median(v) for t, v in self.frame_times.items()},
+                {t: statistics.median(v) for t, v in self.invoke_times.items()})
+
+    def _clear(self):
+        per_frame = self._medians()[0]
+        return max(per_frame.values()) >= CLEAR * min(per_frame.values())
+
     def _decide(self):
-        per_frame = {t: statistics.median(v) for t, v in self.frame_times.items()}
-        invoke = {t: statistics.median(v) for t, v in self.invoke_times.items()}
+        per_frame, invoke = self._medians()
         fastest = min(per_frame, key=per_frame.get)
         paced = max(per_frame.values()) <= (1 + TIE) * per_frame[fastest]
         self.chosen = min(invoke, key=invoke.get) if paced else fastest

@@ -117,8 +117,8 @@ def test_nms_keeps_the_best_of_each_overlapping_group():
 
 
 def test_nms_small_and_large_sets_follow_one_rule():
-    """Below SMALL_SET boxes nms() runs in plain Python; a larger set of the same boxes, padded with
-    far-away low scorers, must keep the same ones."""
+    """Below SMALL_SET boxes nms() and class_aware_nms() run in plain Python; a larger set of the same boxes,
+    padded with far-away low scorers, must keep the same ones."""
     from edgenn.adapters.nms import SMALL_SET
     rng = np.random.default_rng(3)
     for _ in range(20):
@@ -129,6 +129,11 @@ def test_nms_small_and_large_sets_follow_one_rule():
         small = nms(boxes, scores, 0.4, max_detections=10).tolist()
         large = nms(np.vstack([boxes, padding]), np.concatenate([scores, np.full(SMALL_SET, 0.1)]), 0.4,
                     max_detections=10).tolist()
+        assert small == large[:len(small)] and len(small) >= 1
+        classes = rng.integers(0, 3, size=SMALL_SET)
+        small = class_aware_nms(boxes, scores, classes, 0.4, max_detections=10).tolist()
+        large = class_aware_nms(np.vstack([boxes, padding]), np.concatenate([scores, np.full(SMALL_SET, 0.1)]),
+                                np.concatenate([classes, np.zeros(SMALL_SET, int)]), 0.4, max_detections=10).tolist()
         assert small == large[:len(small)] and len(small) >= 1
 
 

@@ -33,6 +33,17 @@ def test_resize_equals_tflite_half_pixel(tf, src, dst):
             assert resize_pixels(image[:, :, :1], *dst).shape == dst + (1,)
 
 
+def test_opencvs_fast_resize_used_at_whole_multiples_is_exact_there():
+    import cv2
+
+    rng = np.random.default_rng(2)
+    for ratio_y, ratio_x in [(2, 4), (3, 1), (5, 6), (2, 2)]:  # 2x2: OpenCV switches to its area resize
+        image = rng.integers(0, 256, size=(29 * ratio_y, 37 * ratio_x, 3), dtype=np.uint8)
+        exact = cv2.resize(image, (37, 29), interpolation=cv2.INTER_LINEAR_EXACT)
+        np.testing.assert_array_equal(cv2.resize(image, (37, 29), interpolation=cv2.INTER_LINEAR), exact)
+        np.testing.assert_array_equal(resize_pixels(image, 29, 37), exact)
+
+
 @pytest.mark.parametrize("policy", ["stretch", "letterbox", "crop"])
 def test_placement_maps_model_boxes_back(policy):
     image = np.zeros((200, 400, 3), np.uint8)

@@ -39,14 +39,17 @@ def nms(boxes_xyxy, scores, iou_threshold=0.5, max_detections=None):
     return np.asarray(keep, dtype=np.int64)
 
 
-def _nms_small(sorted_boxes, iou_threshold, limit):
-    """Positions kept in a best-first list of [x0, y0, x1, y1]; the same rule as nms()."""
+def _nms_small(sorted_boxes, iou_threshold, limit, classes=None):
+    """Positions kept in a best-first list of [x0, y0, x1, y1]; the same rule as nms() (with `classes`, the
+    classes in the same order: a box only suppresses boxes of its class)."""
     kept = []
     for i, (ax0, ay0, ax1, ay1) in enumerate(sorted_boxes):
         if len(kept) >= limit:
             break
         area = max(ax1 - ax0, 0) * max(ay1 - ay0, 0)
         for k in kept:
+            if classes is not None and classes[k] != classes[i]:
+                continue
             bx0, by0, bx1, by1 = sorted_boxes[k]
             inter = max(min(ax1, bx1) - max(ax0, bx0), 0) * max(min(ay1, by1) - max(ay0, by0), 0)
             union = area + max(bx1 - bx0, 0) * max(by1 - by0, 0) - inter
@@ -59,9 +62,13 @@ def _nms_small(sorted_boxes, iou_threshold, limit):
 
 def class_aware_nms(boxes_xyxy, scores, classes, iou_threshold=0.5, max_detections=None):
     """Like nms(), but boxes only suppress boxes of the same class."""
+    if len(scores) <= SMALL_SET:  # the usual camera frame, in plain Python
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])  # stable, as nms()'s argsort
+        boxes, classes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4).tolist(), list(classes)
+        kept = _nms_small([boxes[i] for i in order], iou_threshold,
+                          len(order) if max_detections is None else max_detections, [classes[i] for i in order])
+        return np.asarray([order[k] for k in kept], dtype=np.int64)
     boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
-    if not len(boxes):
-        return np.zeros(0, dtype=np.int64)
     # shift each class to its own region of the plane so classes never overlap
     offset = (np.abs(boxes).max() + 1) * 2 * np.asarray(classes, np.float64)
     return nms(boxes + offset[:, None], scores, iou_threshold, max_detections)

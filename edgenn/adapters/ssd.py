@@ -28,17 +28,21 @@ def decode(outputs, image_size, placement=None, input_size=None, threshold=0.5, 
     boxes, classes, scores, count = split_outputs(outputs)
     width, height = image_size
     found = []
-    for i in range(min(count, len(scores))):
-        if scores[i] < threshold:
+    n = min(count, len(scores))
+    # plain Python on the few rows that pass: numpy calls per value would cost more than the rows
+    for ymin, xmin, ymax, xmax, label, score in zip(*boxes[:n].T.tolist(), classes[:n].tolist(), scores[:n].tolist()):
+        if score < threshold:
             continue
-        ymin, xmin, ymax, xmax = boxes[i]
         if placement is not None:
             box = placement.to_image([xmin * input_size[0], ymin * input_size[1],
                                       xmax * input_size[0], ymax * input_size[1]])
         else:
             box = [xmin * width, ymin * height, xmax * width, ymax * height]
-        box = [float(np.clip(box[0], 0, width)), float(np.clip(box[1], 0, height)),
-               float(np.clip(box[2], 0, width)), float(np.clip(box[3], 0, height))]
-        found.append(Detection(int(classes[i]), float(scores[i]), box))
+        box = [_clamp(box[0], width), _clamp(box[1], height), _clamp(box[2], width), _clamp(box[3], height)]
+        found.append(Detection(int(label), float(score), box))
     found.sort(key=lambda d: -d.score)
     return found[:max_detections] if max_detections else found
+
+
+def _clamp(value, upper):
+    return float(min(max(value, 0.0), upper))
