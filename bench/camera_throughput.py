@@ -88,10 +88,10 @@ def naive_fps(model_path, video, threads, decode=False):
         else:
             model.set_input(0, pixels.astype(np.float32) / 255.0)
         model.invoke()
-        outputs = [model.output(i, raw=not task) for i in range(len(model.outputs))]
+        outputs = [model.output(i, raw=True) for i in range(len(model.outputs))]
         if task:
             placement = Placement(width / frame.shape[1], height / frame.shape[0], 0.0, 0.0)
-            task.decode(outputs, (placement, (frame.shape[1], frame.shape[0])))
+            task.decode(outputs, (placement, (frame.shape[1], frame.shape[0])), raw=True)
         frames += 1
     return frames / (time.perf_counter() - start)
 

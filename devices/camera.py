@@ -37,7 +37,7 @@ from edgenn.bundle import load_bytes, load_labels_file, read_labels, read_manife
 from edgenn.events import make_event, make_sink
 from edgenn.flash import profiles
 from edgenn.modelfile import read_contents
-from edgenn.runtime import dequantize, open_model
+from edgenn.runtime import open_model
 from edgenn.vision import VisionTask, class_count
 from edgenn.devices import overlay
 from edgenn.devices.preview import PreviewServer, PreviewState, parse_address
@@ -270,7 +270,7 @@ class CameraRunner:
                     self.busy_until = start + self.stats.recent(self.stats.invoke)
                 model.set_input(0, array)
                 model.invoke()
-                outputs = [model.output(i, raw=True) for i in range(len(model.outputs))]  # dequantized by _handle
+                outputs = [model.output(i, raw=True) for i in range(len(model.outputs))]  # the decoder dequantizes
                 end = time.monotonic()
                 self.stats.invoke.append(end - start)
                 self.stats.age.append(start - frame.stamp)
@@ -304,9 +304,7 @@ class CameraRunner:
 
     # --- results: main thread, or the inference thread when the model runs alone
     def _handle(self, frame, context, outputs):
-        # dequantized here, not between the inference thread's take and invoke (YOLOv8n: 0.7 M values)
-        outputs = [dequantize(o, t) if t.quantized else o for o, t in zip(outputs, self.task.model.outputs)]
-        results = self.task.decode(outputs, context)
+        results = self.task.decode(outputs, context, raw=True)  # raw: the decoder dequantizes what it reads
         done = time.monotonic()
         latency = done - frame.stamp
         self.stats.latency.append(latency)

@@ -8,6 +8,7 @@ import numpy as np
 from edgenn.adapters import classify, grid, ssd, yolov8
 from edgenn.errors import EdgennError
 from edgenn.image import ImageInput
+from edgenn.runtime import dequantize
 
 DECODERS = ("topk", "ssd_postprocess", "yolov8", "edgenn_grid")
 TASK_OF_DECODER = {"topk": "classify", "ssd_postprocess": "detect", "yolov8": "detect", "edgenn_grid": "detect"}
@@ -130,10 +131,19 @@ class VisionTask:
         height, width = np.asarray(image).shape[:2]
         return array, (placement, (width, height))
 
-    def decode(self, outputs, context):
-        """Classes or Detections from the model's (dequantized) outputs and prepare()'s context."""
+    def decode(self, outputs, context, raw=False):
+        """Classes or Detections from the model's outputs and prepare()'s context. Outputs are dequantized,
+        or with raw=True the tensors' own values: then only what the decoder reads is dequantized
+        (YOLOv8n: the few candidates of 8400 that pass, not all 0.7 M values)."""
         placement, (width, height) = context
         input_size = (self.image_input.width, self.image_input.height)
+        if raw and self.decoder == "yolov8":
+            tensor = self.model.outputs[0]
+            return yolov8.decode(outputs[0], input_size, placement, (width, height), self.threshold,
+                                 self.iou_threshold, self.max_detections,
+                                 (tensor.scale, tensor.zero_point) if tensor.quantized else None)
+        if raw:
+            outputs = [dequantize(o, t) if t.quantized else o for o, t in zip(outputs, self.model.outputs)]
         if self.decoder == "topk":
             return classify.top_k(outputs[0], self.top_k, self.threshold)
         if self.decoder == "ssd_postprocess":

@@ -77,8 +77,14 @@ def test_ssd_matches_documented(fixtures_dir, image_name):
 def test_yolov8_finds_people_and_bus(fixtures_dir):
     path = fixtures_dir / "models" / "agpl_ultralytics" / "yolov8n_full_integer_quant.tflite"
     task = VisionTask.create(open_model(path), labels=bundle.read_labels(path), threshold=0.25)
-    labels = sorted(task.label(d.label_id) for d in task.predict(read_rgb(fixtures_dir / "images/agpl_ultralytics/bus.jpg")))
-    assert labels == ["bus"] + ["person"] * 4
+    found = task.predict(read_rgb(fixtures_dir / "images/agpl_ultralytics/bus.jpg"))
+    assert sorted(task.label(d.label_id) for d in found) == ["bus"] + ["person"] * 4
+    # the camera's way: raw int8 outputs, only the candidates that pass dequantized
+    outputs = [task.model.output(i, raw=True) for i in range(len(task.model.outputs))]
+    assert outputs[0].dtype == np.int8
+    raw = task.decode(outputs, task.prepare(read_rgb(fixtures_dir / "images/agpl_ultralytics/bus.jpg"))[1], raw=True)
+    assert [(d.label_id, d.score) for d in raw] == [(d.label_id, d.score) for d in found]
+    np.testing.assert_allclose([d.box for d in raw], [d.box for d in found], atol=1e-3)
 
 
 def read_wav_int16(path):

@@ -9,17 +9,19 @@ from edgenn.adapters.detection import Detection
 from edgenn.adapters.nms import class_aware_nms
 
 
-def decode(output, input_size, placement, image_size, threshold=0.25, iou_threshold=0.45, max_detections=100):
+def decode(output, input_size, placement, image_size, threshold=0.25, iou_threshold=0.45, max_detections=100,
+           quantization=None):
     """Detections in original-image pixels. input_size=(width, height) of the model input; placement
-    from edgenn.image.fit maps model-input pixels back to the image of image_size=(width, height)."""
-    table = np.asarray(output, dtype=np.float32)[0]
+    from edgenn.image.fit maps model-input pixels back to the image of image_size=(width, height).
+    quantization=(scale, zero_point): `output` holds the raw integers of a quantized tensor."""
+    table = np.asarray(output)[0]
     if table.shape[0] > table.shape[1]:  # [N, 4 + C] layout
         table = table.T
-    # Best class score per candidate along the rows (8400 candidates, a handful pass): the rest of the work
-    # only on those that pass.
-    best = table[4:].max(axis=0)
+    # Best class score per candidate along the rows, on the raw values (8400 candidates, a handful pass):
+    # the rest of the work, dequantizing included, only on those that pass.
+    best = _real(table[4:].max(axis=0), quantization)
     keep = np.flatnonzero(best >= threshold)
-    candidates = table[:, keep]
+    candidates = _real(table[:, keep], quantization)
     boxes, classes, scores = candidates[:4].T, candidates[4:].argmax(axis=0), best[keep]
     if boxes.size and boxes[:, :4].max() <= 2.0:  # normalised coordinates
         boxes = boxes * np.array([input_size[0], input_size[1], input_size[0], input_size[1]], np.float32)
@@ -33,3 +35,11 @@ def decode(output, input_size, placement, image_size, threshold=0.25, iou_thresh
                                [min(max(x0, 0.0), width), min(max(y0, 0.0), height),
                                 min(max(x1, 0.0), width), min(max(y1, 0.0), height)]))
     return found
+
+
+def _real(values, quantization):
+    values = values.astype(np.float32)
+    if quantization:
+        scale, zero_point = quantization
+        values = (values - np.float32(zero_point)) * np.float32(scale)
+    return values
