@@ -10,7 +10,8 @@ For each model, on the same video read as fast as it goes:
   model      the model alone: invoke in a loop with every core (the model-bound limit);
   mediapipe  MediaPipe's ObjectDetector on the same frames (SSD only; it runs in .venv-metadata-readers,
              which has MediaPipe, as TensorFlow and MediaPipe cannot share a venv).
-Models: the COCO SSD fixture on a 1200x600 video of fixture photos, the demo detector bundle
+Models: the COCO SSD fixture on a 1200x600 video of fixture photos (and on a 1280x720 one, which is not a
+whole multiple of its input: the exact resize instead of OpenCV's fast one), the demo detector bundle
 (1 ms invoke; --demo PATH, made by `edgenn demo`) on a generated demo-shapes video, and YOLOv8n
 (large invoke; fixtures' agpl_ultralytics, test-only) on the 1200x600 video.
 """
@@ -152,6 +153,10 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         photos = photo_video(Path(folder) / "photos.mp4", args.frames)
         rows.append(measure("coco_ssd_mobilenet_v1", SSD, photos, cores, True, args.rounds))
+        print(json.dumps(rows[-1]), flush=True)
+        # 1200x600 is a whole multiple of the SSD's 300x300, where the resize takes OpenCV's fast path
+        wide = photo_video(Path(folder) / "photos_720p.mp4", args.frames, size=(1280, 720))
+        rows.append(measure("coco_ssd_mobilenet_v1 (1280x720)", SSD, wide, cores, False, args.rounds))
         print(json.dumps(rows[-1]), flush=True)
         if Path(args.demo).exists():
             from edgenn.demo_shapes import write_demo_video
