@@ -226,6 +226,17 @@ def test_capture_keeps_newest_frame_and_counts_drops():
     assert all(b.stamp >= a.stamp for a, b in zip(taken, taken[1:]))
 
 
+def test_video_files_decode_on_one_thread(videos):
+    """FFmpeg's own decoding threads would compete with the model's for the cores."""
+    source = sources.open_source(str(videos["mixed"]))
+    source.open()
+    try:
+        assert source.capture.get(cv2.CAP_PROP_N_THREADS) == sources.DECODER_THREADS == 1
+        assert source.read() is not None
+    finally:
+        source.close()
+
+
 def test_image_folder_and_glob_sources(tmp_path, fixtures_dir):
     for i, name in enumerate(["coral/cat.bmp", "coral/parrot.jpg"]):
         shutil.copy(fixtures_dir / "images" / name, tmp_path / f"{i}_{name.split('/')[1]}")
