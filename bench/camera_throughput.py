@@ -118,22 +118,28 @@ def mediapipe_fps(model_path, video):
 
 
 def measure(name, model_path, video, cores, mediapipe, rounds):
-    """Medians over `rounds` rounds, each running every contender once in turn: this machine's speed drifts
-    by 10-20 % over a minute, which a single run of each would put into the ratios."""
-    runs = {"edgenn": [], "naive": [], "naive_decode": [], "model": []}
+    """Every contender once a round, in turn, the order reversed every other round; FPS are medians over the
+    rounds and ratios the medians of each round's ratios: this machine's speed drifts by 10-20 % over a
+    minute, which single runs, or ratios of medians, would put into the ratios."""
+    contenders = {"edgenn": lambda: run_camera(model_path, str(video), log=lambda message: None),
+                  "naive": lambda: naive_fps(model_path, video, cores),
+                  "naive_decode": lambda: naive_fps(model_path, video, cores, decode=True),
+                  "model": lambda: model_fps(model_path, cores)}
+    runs = {key: [] for key in contenders}
     threads = []
-    for _ in range(rounds):
-        edgenn = run_camera(model_path, str(video), log=lambda message: None)
-        runs["edgenn"].append(edgenn["fps"])
-        threads.append(edgenn["threads"])
-        runs["naive"].append(naive_fps(model_path, video, cores))
-        runs["naive_decode"].append(naive_fps(model_path, video, cores, decode=True))
-        runs["model"].append(model_fps(model_path, cores))
-    row = {"model": name, "frames": edgenn["frames"], "rounds": rounds,
+    for round_ in range(rounds):
+        for key in (list(contenders) if round_ % 2 == 0 else reversed(list(contenders))):
+            result = contenders[key]()
+            if key == "edgenn":
+                threads.append(result["threads"])
+                frames, result = result["frames"], result["fps"]
+            runs[key].append(result)
+    row = {"model": name, "frames": frames, "rounds": rounds,
            **{f"{k}_fps": round(statistics.median(v), 1) for k, v in runs.items()},
            "edgenn_threads": threads}
     for other in ("naive", "naive_decode", "model"):
-        row[f"vs_{other}"] = round(row["edgenn_fps"] / row[f"{other}_fps"], 3)
+        row[f"vs_{other}"] = round(statistics.median(e / o for e, o in zip(runs["edgenn"], runs[other])), 3)
+        row[f"vs_{other}_rounds"] = [round(e / o, 3) for e, o in zip(runs["edgenn"], runs[other])]
     if mediapipe:
         row["mediapipe_fps"] = mediapipe_fps(model_path, video)
         row["vs_mediapipe"] = round(row["edgenn_fps"] / row["mediapipe_fps"], 3) if row["mediapipe_fps"] else None

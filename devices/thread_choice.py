@@ -7,16 +7,18 @@ the model's threads wait for each other (SSD MobileNet on 2 cores: 7.6 ms alone,
 decoding), so with every core the capture, preparation and result handling wait while it invokes
 (serial, as the examples' loop, except that decoding the next frame and preparing this one overlap).
 All cores but one, beside the rest of the pipeline, wins when capture and preparation cost as much as
-the model. The same model is opened once per candidate, the first frames alternate between them in
-blocks, and the one that finishes frames fastest is kept (when a camera sets the pace both keep up:
-then the shorter invoke, the fresher result). A setting slower by CLEAR after the first round is
-dropped there: every frame measured on it is a frame run slowly. The others are closed.
+the model. The same model is opened once per candidate; after a block that warms up (untimed: the
+first frames of a run are slow), frames alternate between them in blocks of 6 frames and 20 ms at least,
+and the one that finishes frames fastest is kept (when a camera sets the pace both keep up: then the
+shorter invoke, the fresher result). A setting slower by CLEAR after the first round is dropped there:
+every frame measured on it is a frame run slowly. The others are closed.
 """
 
 import statistics
 from collections import namedtuple
 
-BLOCK = 6          # frames in a row on one candidate; the first of each block (the switch) is not timed
+BLOCK = 6          # frames in a row on one candidate, at least; the first of each block (the switch) is not timed
+BLOCK_SECONDS = 0.02  # and at least this long: six frames of a tiny model (3 ms) are mostly scheduling noise
 ROUNDS = 3         # blocks per candidate, at most
 TIE = 0.05         # time per frame this close: the source sets the pace
 CLEAR = 1.25       # time per frame this much longer after one round: decided without more rounds
@@ -46,6 +48,7 @@ class ThreadChoice:
         self.frame_times = {setting: [] for setting in self.order}
         self.invoke_times = {setting: [] for setting in self.order}
         self.frames = 0
+        self.block, self.block_frames, self.block_seconds = -1, 0, 0.0  # block -1: warming up, untimed
         self.chosen = self.order[0] if len(self.order) == 1 else None
         self.why = why or ("one candidate" if self.chosen else None)
 
@@ -54,7 +57,7 @@ class ThreadChoice:
         """The setting the next frame runs with."""
         if self.chosen is not None:
             return self.chosen
-        return self.order[(self.frames // BLOCK) % len(self.order)]
+        return self.order[max(self.block, 0) % len(self.order)]
 
     @property
     def model(self):
@@ -64,12 +67,17 @@ class ThreadChoice:
         """One frame done on `self.setting`: time since the previous frame was done, and the invoke's own."""
         if self.chosen is not None:
             return
-        if self.frames % BLOCK:  # the first frame of a block waited on the other setting's frame
+        if self.block_frames and self.block >= 0:  # a block's first frame waited on the other setting's frame
             self.frame_times[self.setting].append(frame_seconds)
             self.invoke_times[self.setting].append(invoke_seconds)
+            self.block_seconds += frame_seconds
         self.frames += 1
-        rounds, within = divmod(self.frames, BLOCK * len(self.order))
-        if within == 0 and (rounds == ROUNDS or self._clear()):
+        self.block_frames += 1
+        if self.block_frames < BLOCK or self.block_seconds < BLOCK_SECONDS and self.block >= 0:
+            return
+        self.block, self.block_frames, self.block_seconds = self.block + 1, 0, 0.0
+        rounds, within = divmod(self.block, len(self.order))
+        if rounds and within == 0 and (rounds == ROUNDS or self._clear()):
             self._decide()
 
     def _medians(self):
