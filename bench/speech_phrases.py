@@ -1,6 +1,7 @@
 """The demo phrase model on phrases of held-out speakers, int8, through `edgenn convert` and `edgenn listen`.
 
     python bench/speech_phrases.py [--model edgenn/demo/speech_phrases.keras] [--split dev] [--phrases 48]
+    python bench/speech_phrases.py --bundle edgenn/demo/speech_phrases_int8.tflite   # a bundle as it is
 
 1. Converts the Keras CTC model with `edgenn convert --task phrases` to an int8 window bundle and an int8
    --streaming bundle, calibrated on augmented phrases of training speakers, checked on phrases of the split.
@@ -8,7 +9,8 @@
    on) over the held-out part of the real background noise (training/phrase_data.make_phrase_stream), as a
    WAV through `edgenn listen` (run_listen) in window and streaming mode, without and with a grammar of the
    phrases used: word error rate, whole-phrase accuracy, phrase-event latency after the last word, and the
-   real-time factor.
+   real-time factor. With --bundle, a streaming bundle made before (the shipped demo one) runs both modes
+   instead of step 1.
 Speech Commands dataset by Pete Warden / Google, CC BY 4.0.
 """
 
@@ -52,6 +54,7 @@ def listen(bundle, wav, mode, grammar=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(REPO / "edgenn" / "demo" / "speech_phrases.keras"))
+    parser.add_argument("--bundle", help="a --streaming phrase bundle to measure as it is (both modes)")
     parser.add_argument("--split", default="dev", help="speakers of the stream: dev (validation) or test")
     parser.add_argument("--phrases", type=int, default=48)
     parser.add_argument("--seed", type=int, default=0)
@@ -62,7 +65,7 @@ def main():
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    bundles = convert(args.model, work, args.split)
+    bundles = {"window": args.bundle, "streaming": args.bundle} if args.bundle else convert(args.model, work, args.split)
     snr = tuple(float(v) for v in args.snr.split(","))
     samples, rate, truth = phrase_data.make_phrase_stream(args.split, args.phrases, snr_db=snr, seed=args.seed)
     wav = work / f"stream_{args.split}_{args.seed}.wav"
