@@ -27,7 +27,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".p
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 STREAM_TIMEOUT_MS = 5000
 READ_AHEAD = 4  # frames a recorded source is decoded ahead of the model
-DECODER_THREADS = 1
+DECODER_THREADS = 1  # FFmpeg threads decoding a recorded file
 
 
 class SourceLost(Exception):
@@ -69,19 +69,20 @@ class OpenCVSource(Source):
 
     def open(self):
         params = []
-        if isinstance(self.target, str):  # a file or stream: FFmpeg decodes it
-            # on one thread: its decoding threads would run beside the model's, and one costs less CPU
-            # (0.69 vs 0.79 ms a 1200x600 mp4v frame here)
-            params = [cv2.CAP_PROP_N_THREADS, DECODER_THREADS]
         if isinstance(self.target, str) and self.target.startswith(STREAM_SCHEMES):
-            params += [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-                       STREAM_TIMEOUT_MS]
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                      STREAM_TIMEOUT_MS]
+        threads = getattr(cv2, "CAP_PROP_N_THREADS", None)  # OpenCV >= 4.7
+        # A recorded file decodes on one thread: FFmpeg's decoding threads would run beside the model's, and
+        # one costs less CPU (0.69 vs 0.79 ms a 1200x600 mp4v frame here). Live streams keep FFmpeg's
+        # threads: on a small Pi one may not keep up with the camera's frame rate.
+        file_params = [threads, DECODER_THREADS] if threads is not None and not self.live else []
         level = cv2.utils.logging.getLogLevel()
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # its warnings repeat our one line
         try:
-            self.capture = cv2.VideoCapture(self.target, cv2.CAP_ANY, params)
-            if not self.capture.isOpened() and params:  # a backend that refuses a parameter: without them
-                self.capture = cv2.VideoCapture(self.target, cv2.CAP_ANY)
+            self.capture = cv2.VideoCapture(self.target, cv2.CAP_ANY, params + file_params)
+            if not self.capture.isOpened() and file_params:  # a backend that refuses the thread count
+                self.capture = cv2.VideoCapture(self.target, cv2.CAP_ANY, params)
         finally:
             cv2.utils.logging.setLogLevel(level)
         if not self.capture.isOpened():

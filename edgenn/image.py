@@ -48,7 +48,7 @@ def resize_pixels(image, height, width):
     to TensorFlow's ResizeBilinear: within one level, no bias."""
     image = np.asarray(image, dtype=np.uint8)
     if image.shape[:2] == (height, width):
-        return image
+        return image.copy()  # never a view of the caller's frame, which it may refill while the model runs
     cv2 = _opencv()
     if cv2 is not None and (image.ndim == 2 or image.shape[2] <= 4):
         whole_multiple = image.shape[0] % height == 0 and image.shape[1] % width == 0
@@ -159,6 +159,8 @@ class ImageInput:
         """uint8 HxWx3 picture with channels in `order` ("rgb" or "bgr", OpenCV's), or HxW ->
         (array for Model.set_input, Placement)."""
         image = np.asarray(image)
+        if image.dtype != np.uint8:  # e.g. an int64 array of an .npz: pixel levels, not wrapped around
+            image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
         if self.channels == 1 and image.ndim == 3:
             image = _luma(image, order)
         elif self.channels == 3 and image.ndim == 2:

@@ -15,7 +15,7 @@ def tf():
 
 
 @pytest.mark.parametrize("src,dst", [((341, 512), (224, 224)), ((28, 28), (96, 64)), ((480, 640), (300, 300))])
-def test_resize_equals_tflite_half_pixel(tf, src, dst):
+def test_resize_is_tflite_half_pixel_rounded(tf, src, dst):
     image = np.random.default_rng(0).integers(0, 256, size=src + (3,), dtype=np.uint8)
     reference = tf.raw_ops.ResizeBilinear(images=image[None].astype(np.float32), size=dst,
                                           align_corners=False, half_pixel_centers=True)[0].numpy()
@@ -33,15 +33,25 @@ def test_resize_equals_tflite_half_pixel(tf, src, dst):
             assert resize_pixels(image[:, :, :1], *dst).shape == dst + (1,)
 
 
-def test_opencvs_fast_resize_used_at_whole_multiples_is_exact_there():
+def test_opencvs_fast_resize_used_at_whole_multiples_is_exact_there(monkeypatch):
     import cv2
 
+    used = []
+    resize = cv2.resize
+    monkeypatch.setattr(cv2, "resize", lambda *a, **k: used.append(k["interpolation"]) or resize(*a, **k))
     rng = np.random.default_rng(2)
-    for ratio_y, ratio_x in [(2, 4), (3, 1), (5, 6), (2, 2)]:  # 2x2: OpenCV switches to its area resize
-        image = rng.integers(0, 256, size=(29 * ratio_y, 37 * ratio_x, 3), dtype=np.uint8)
-        exact = cv2.resize(image, (37, 29), interpolation=cv2.INTER_LINEAR_EXACT)
-        np.testing.assert_array_equal(cv2.resize(image, (37, 29), interpolation=cv2.INTER_LINEAR), exact)
-        np.testing.assert_array_equal(resize_pixels(image, 29, 37), exact)
+    for channels in (3, 1):
+        for ratio_y, ratio_x in [(2, 4), (3, 1), (5, 6), (2, 2)]:  # 2x2: OpenCV switches to its area resize
+            image = rng.integers(0, 256, size=(29 * ratio_y, 37 * ratio_x, channels), dtype=np.uint8)[..., :channels]
+            if channels == 1:
+                image = image[:, :, 0]
+            exact = resize(image, (37, 29), interpolation=cv2.INTER_LINEAR_EXACT)
+            np.testing.assert_array_equal(resize(image, (37, 29), interpolation=cv2.INTER_LINEAR), exact)
+            used.clear()
+            np.testing.assert_array_equal(resize_pixels(image, 29, 37), exact)
+            assert used == [cv2.INTER_LINEAR]
+    resize_pixels(np.zeros((60, 80, 3), np.uint8), 29, 37)
+    assert used[-1] == cv2.INTER_LINEAR_EXACT  # not a whole multiple
 
 
 @pytest.mark.parametrize("policy", ["stretch", "letterbox", "crop"])
@@ -60,6 +70,21 @@ def test_quantized_inputs_take_raw_pixels():
     int8 = TensorInfo("in", 0, (1, 4, 4, 3), np.dtype(np.int8), 1 / 255, -128)
     assert (ImageInput.from_tensor(uint8).prepare(image, uint8)[0] == 200).all()
     assert (ImageInput.from_tensor(int8).prepare(image, int8)[0] == 72).all()
+
+
+def test_integer_pictures_of_other_types_keep_their_levels():
+    for channels in (3, 1):
+        tensor = TensorInfo("in", 0, (1, 4, 4, channels), np.dtype(np.uint8), 1 / 128, 128)
+        for picture in (np.full((8, 8, 3), 200, np.int64), np.full((8, 8, 3), 300, np.int32)):
+            array, _ = ImageInput.from_tensor(tensor).prepare(picture, tensor)
+            assert (array == min(int(picture.flat[0]), 255)).all()
+
+
+def test_a_picture_of_the_models_size_is_copied():
+    tensor = TensorInfo("in", 0, (1, 4, 4, 3), np.dtype(np.uint8), 1 / 128, 128)
+    picture = np.full((4, 4, 3), 7, np.uint8)
+    array, _ = ImageInput.from_tensor(tensor).prepare(picture, tensor)
+    assert not np.shares_memory(array, picture)
 
 
 def test_normalisation_from_manifest_and_grayscale():

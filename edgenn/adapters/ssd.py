@@ -28,7 +28,7 @@ def decode(outputs, image_size, placement=None, input_size=None, threshold=0.5, 
     boxes, classes, scores, count = split_outputs(outputs)
     width, height = image_size
     found = []
-    n = min(count, len(scores))
+    n = max(min(count, len(scores)), 0)
     # plain Python on the few rows that pass: numpy calls per value would cost more than the rows
     for ymin, xmin, ymax, xmax, label, score in zip(*boxes[:n].T.tolist(), classes[:n].tolist(), scores[:n].tolist()):
         if score < threshold:
