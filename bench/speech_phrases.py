@@ -65,7 +65,10 @@ def main():
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    bundles = {"window": args.bundle, "streaming": args.bundle} if args.bundle else convert(args.model, work, args.split)
+    if args.bundle:
+        bundles = {"window": args.bundle, "streaming": args.bundle}
+    else:
+        bundles = convert(args.model, work, args.split)
     snr = tuple(float(v) for v in args.snr.split(","))
     samples, rate, truth = phrase_data.make_phrase_stream(args.split, args.phrases, snr_db=snr, seed=args.seed)
     wav = work / f"stream_{args.split}_{args.seed}.wav"

@@ -137,19 +137,15 @@ class VisionTask:
         (YOLOv8n: the few candidates of 8400 that pass, not all 0.7 M values)."""
         placement, (width, height) = context
         input_size = (self.image_input.width, self.image_input.height)
-        if raw and self.decoder == "yolov8":
+        if self.decoder == "yolov8":  # dequantizes only the candidates that pass
             tensor = self.model.outputs[0]
             return yolov8.decode(outputs[0], input_size, placement, (width, height), self.threshold,
-                                 self.iou_threshold, self.max_detections,
-                                 (tensor.scale, tensor.zero_point) if tensor.quantized else None)
+                                 self.iou_threshold, self.max_detections, tensor if raw and tensor.quantized else None)
         if raw:
             outputs = [dequantize(o, t) if t.quantized else o for o, t in zip(outputs, self.model.outputs)]
         if self.decoder == "topk":
             return classify.top_k(outputs[0], self.top_k, self.threshold)
         if self.decoder == "ssd_postprocess":
             return ssd.decode(outputs, (width, height), placement, input_size, self.threshold, self.max_detections)
-        if self.decoder == "yolov8":
-            return yolov8.decode(outputs[0], input_size, placement, (width, height), self.threshold,
-                                 self.iou_threshold, self.max_detections)
         detections = grid.decode(outputs[0], self.threshold, self.iou_threshold, self.max_detections, input_size)
         return [d.placed(placement) for d in detections]

@@ -21,7 +21,7 @@ class-aware NMS. Each object is assigned to the single cell holding its centre (
 
 import numpy as np
 
-from edgenn.adapters.detection import Detection
+from edgenn.adapters.detection import Detection, clamp_box
 from edgenn.adapters.nms import class_aware_nms
 
 
@@ -56,14 +56,9 @@ def decode(output, score_threshold=0.3, iou_threshold=0.45, max_detections=20, i
         half_w, half_h = tw * width / 2, th * height / 2
         labels.append(label)
         scores.append(score)
-        boxes.append([_clamp(cx - half_w, width), _clamp(cy - half_h, height),
-                      _clamp(cx + half_w, width), _clamp(cy + half_h, height)])
+        boxes.append(clamp_box([cx - half_w, cy - half_h, cx + half_w, cy + half_h], width, height))
     keep = class_aware_nms(boxes, scores, labels, iou_threshold, max_detections)
     return [Detection(labels[k], scores[k], boxes[k]) for k in keep]
-
-
-def _clamp(value, upper):
-    return min(max(value, 0.0), upper)
 
 
 def encode(objects, grid_size, num_classes, image_size):

@@ -4,7 +4,7 @@ differs between TF1 and TF2 exports, so they are told apart by shape and content
 
 import numpy as np
 
-from edgenn.adapters.detection import Detection
+from edgenn.adapters.detection import Detection, clamp_box
 
 
 def split_outputs(outputs):
@@ -38,11 +38,6 @@ def decode(outputs, image_size, placement=None, input_size=None, threshold=0.5, 
                                       xmax * input_size[0], ymax * input_size[1]])
         else:
             box = [xmin * width, ymin * height, xmax * width, ymax * height]
-        box = [_clamp(box[0], width), _clamp(box[1], height), _clamp(box[2], width), _clamp(box[3], height)]
-        found.append(Detection(int(label), float(score), box))
+        found.append(Detection(int(label), float(score), clamp_box(box, width, height)))
     found.sort(key=lambda d: -d.score)
     return found[:max_detections] if max_detections else found
-
-
-def _clamp(value, upper):
-    return float(min(max(value, 0.0), upper))
