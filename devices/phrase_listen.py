@@ -5,8 +5,9 @@
     for block in blocks: for phrase in listener.push(block.samples): ...
 
 Speech activity: the level of every 20 ms hop against the room's noise floor (the quietest smoothed level
-of the last second), so a phrase can end on a pause whatever the room. A phrase ends once a word was heard
-and the room has been quiet for `pause_ms` (longer than the pauses between the words of one phrase), or
+of the last second), so a phrase can end on a pause whatever the room; a loud stretch is speech once it lasts
+SPEECH_SECONDS (a clank or a swell of the noise is shorter). A phrase ends once a word was heard and the
+room has been quiet for `pause_ms` (longer than the pauses between the words of one phrase), or
 WORD_GAP_SECONDS after its last word where noise never lets the room go quiet.
 
   * streaming mode: the step model once per frame; greedy CTC decoding as the frames arrive. The state is
@@ -34,7 +35,10 @@ PAUSE_MS = 520          # a phrase ends after this much quiet (its words are up 
                         # word's quiet ends read as quiet too)...
 WORD_GAP_SECONDS = 1.2  # ...or, in a room that is never quiet, this long after its last word: the next word
                         # of a phrase (<= 0.4 s pause, <= 0.8 s long) would have been heard by then
-SPEECH_DB = 6.0         # a hop is speech this far above the noise floor
+SPEECH_DB = 6.0         # a hop is loud this far above the noise floor...
+SPEECH_SECONDS = 0.1    # ...and speech in a loud stretch this long; a phrase does not end while a shorter
+                        # one may still grow into speech, nor this soon after it (room noise swells by 6 dB
+                        # for 20-80 ms now and then: each restarted the pause, p90 latency 1.0 s -> 0.7 s)
 WORD_THRESHOLD = 0.0    # a word counts when its score peaks this high (--threshold; any higher cost more
                         # words than the noise it kept out, on dev streams)
 SILENCE_MARGIN = 2.0    # nats: what was heard must be e^2 times likelier than no word at all over the same
@@ -67,17 +71,24 @@ class Phrase:
         return float(np.exp(np.mean(np.log(np.maximum(self.scores, 1e-6))))) if self.scores else 0.0
 
 
+QUIET, MAYBE, SPEECH = range(3)
+
+
 class SpeechActivity:
-    """Speech or not, per hop of samples, against a noise floor that follows the room."""
+    """QUIET, MAYBE (loud, or was loud a moment ago, for too short to tell) or SPEECH, per hop of samples,
+    against a noise floor that follows the room."""
 
     def __init__(self, hop, hop_seconds):
         self.hop = hop
         self.pending = np.zeros(0, np.float32)
         self.levels = collections.deque(maxlen=3)
         self.floor = collections.deque(maxlen=max(1, int(FLOOR_SECONDS / hop_seconds)))
+        self.min_run = max(1, int(round(SPEECH_SECONDS / hop_seconds)))
+        self.run = 0                  # loud hops in a row
+        self.since_loud = 10 ** 9     # hops since the last loud one
 
     def push(self, samples):
-        """[speech?] for every whole hop in the samples."""
+        """[QUIET, MAYBE or SPEECH] for every whole hop in the samples."""
         x = np.concatenate([self.pending, np.asarray(samples, np.float32)])
         n = len(x) // self.hop
         self.pending = x[n * self.hop:]
@@ -86,7 +97,10 @@ class SpeechActivity:
             self.levels.append(10 * np.log10(np.mean(chunk.astype(np.float64) ** 2) + 1e-10))
             level = float(np.mean(self.levels))
             self.floor.append(level)
-            out.append(level > min(self.floor) + SPEECH_DB)
+            loud = level > min(self.floor) + SPEECH_DB
+            self.run = self.run + 1 if loud else 0
+            self.since_loud = 0 if loud else self.since_loud + 1
+            out.append(SPEECH if self.run >= self.min_run else MAYBE if self.since_loud < self.min_run else QUIET)
         return out
 
 
@@ -116,8 +130,9 @@ class PhraseListener:
         self.frontend = make_frontend(p)
         self.activity = SpeechActivity(p.hop_samples, self.hop_seconds)
         self.frames = 0                # frames seen
-        self.speech = collections.deque()  # speech? per hop not yet matched to a frame
+        self.speech = collections.deque()  # activity per hop not yet matched to a frame
         self.last_speech = -10 ** 9    # frame of the last speech hop
+        self.maybe = False             # this frame may be speech: no pause ends here
         self.segment_start = None      # first speech frame since the last phrase
         self.phrase_from = 0           # frames before this belong to an earlier phrase
         self.samples = 0
@@ -146,11 +161,12 @@ class PhraseListener:
         for frame in self.frontend.push(samples):
             index = self.frames
             self.frames += 1
-            speech = bool(self.speech) and self.speech.popleft()
+            activity = self.speech.popleft() if self.speech else QUIET
+            speech, self.maybe = activity == SPEECH, activity == MAYBE
             if speech:
                 self.last_speech = index
-                if self.segment_start is None:
-                    self.segment_start = index
+                if self.segment_start is None:  # the loud stretch began a little before it counted as speech
+                    self.segment_start = max(0, index - self.activity.min_run + 1)
             if self.mode == "streaming":
                 phrase = self._step(index, frame, speech)
             else:
@@ -174,7 +190,7 @@ class PhraseListener:
         if self.decoder.open and self.state_age >= self.max_frames:  # chatter without pauses: end it here
             return self._end_streaming(index, self.decoder.finish())
         idle = not self.decoder.open and self.state_age >= MIN_STATE_SECONDS / self.hop_seconds
-        if idle and (quiet >= QUIET_RESET_SECONDS / self.hop_seconds or self.state_age >= self.max_frames):
+        if idle and not self.maybe and (quiet >= QUIET_RESET_SECONDS / self.hop_seconds or self.state_age >= self.max_frames):
             self.stream.reset()
             self.state_age = 0
         scores = np.asarray(self.stream.step(frame[None, None]), np.float32).reshape(-1)
@@ -182,10 +198,10 @@ class PhraseListener:
         if self.state_age <= self.warmup:
             return None  # a Conv1D without padding is still filling its context: no scores yet
         self.log_probs.append((index, np.log(np.maximum(scores, 1e-9))))
-        tokens = self.decoder.update(index, scores, speech)
+        tokens = self.decoder.update(index, scores, speech, self.maybe)
         if tokens:
             return self._end_streaming(index, tokens)
-        if not self.decoder.open and quiet >= self.pause:
+        if not self.decoder.open and quiet >= self.pause and not self.maybe:
             self.segment_start = None  # a noise, not a phrase
         return None
 
@@ -200,7 +216,7 @@ class PhraseListener:
         if self.segment_start is None:
             return None
         span = index - self.segment_start
-        ended = index - self.last_speech >= self.pause
+        ended = index - self.last_speech >= self.pause and not self.maybe
         full = span >= self.audio.window_frames - 1
         # a room that never goes quiet (a tap, dishes): look now and then whether the words have stopped
         looking = span >= self.word_gap and span % self.word_gap == 0

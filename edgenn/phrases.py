@@ -128,9 +128,9 @@ class Grammar:
 
 class StreamingDecoder:
     """Greedy CTC decoding frame by frame, with endpointing: a phrase ends once a word was heard and it has been
-    quiet for `pause` frames (the speech flag comes from the caller's activity detector), or no word came for
-    `word_gap` frames (noise that is never quiet), or it reaches `max_frames`. update() returns the finished
-    phrase as [(frame, token, peak score)], else None."""
+    quiet for `pause` frames (the speech flag comes from the caller's activity detector; `maybe`: it cannot
+    tell yet, so no pause ends there), or no word came for `word_gap` frames (noise that is never quiet), or
+    it reaches `max_frames`. update() returns the finished phrase as [(frame, token, peak score)], else None."""
 
     def __init__(self, blank, pause, max_frames, word_gap=None):
         self.blank, self.pause, self.max_frames = blank, pause, max_frames
@@ -149,7 +149,7 @@ class StreamingDecoder:
         finished, self.tokens = self.tokens, []
         return finished or None
 
-    def update(self, frame, scores, speech):
+    def update(self, frame, scores, speech, maybe=False):
         if speech:
             self.last_speech = frame
         best = int(np.argmax(scores))
@@ -162,7 +162,7 @@ class StreamingDecoder:
         if not self.tokens:
             return None
         quiet = frame - max(self.last_speech, self.tokens[-1][0])  # a word heard is speech, whatever the level
-        if quiet >= self.pause or frame - self.tokens[-1][0] >= self.word_gap or \
+        if (quiet >= self.pause and not maybe) or frame - self.tokens[-1][0] >= self.word_gap or \
                 frame - self.tokens[0][0] >= self.max_frames - 1:
             return self.finish()
         return None

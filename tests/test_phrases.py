@@ -87,6 +87,36 @@ def test_endpointing_waits_while_speech_goes_on_and_caps_a_phrase():
     assert run_decoder(scores([0] * 30), [1] * 10 + [0] * 20) == []  # speech without words: no phrase
 
 
+def test_endpointing_holds_a_pause_that_may_be_speech():
+    # "go", 5 quiet frames would end it; a loud hop that may be the next word (maybe) holds the end...
+    best = [0, 10] + [0] * 12
+    maybe = [0] * 6 + [1] * 3 + [0] * 5
+    decoder, ended = StreamingDecoder(0, 5, 400), []
+    for index, row in enumerate(scores(best)):
+        if decoder.update(index, row, speech=index < 2, maybe=bool(maybe[index])):
+            ended.append(index)
+    assert ended == [9]  # ...until it turns out to be none: the pause counts from the last speech as before
+
+
+def activity_of(levels_db, hop=320, rate=16000, seed=0):
+    """SpeechActivity's answers for a hop-by-hop level pattern of white noise (dBFS per 20 ms hop)."""
+    from edgenn.devices.phrase_listen import SpeechActivity
+
+    rng = np.random.default_rng(seed)
+    samples = np.concatenate([rng.standard_normal(hop) * 10 ** (db / 20) for db in levels_db]).astype(np.float32)
+    return SpeechActivity(hop, hop / rate).push(samples)
+
+
+def test_speech_activity_needs_a_loud_stretch_not_a_clank():
+    from edgenn.devices.phrase_listen import MAYBE, QUIET, SPEECH
+
+    room = [-50.0] * 60
+    clank = activity_of(room + [-30.0] * 2 + room)  # 40 ms, 20 dB up
+    assert SPEECH not in clank and MAYBE in clank[60:70] and set(clank[75:]) == {QUIET}
+    word = activity_of(room + [-30.0] * 15 + room)   # 300 ms: speech once it has lasted 0.1 s
+    assert word[60:64] == [MAYBE] * 4 and set(word[64:75]) == {SPEECH} and set(word[90:]) == {QUIET}
+
+
 def test_grammar_picks_the_likeliest_allowed_phrase_or_none(tmp_path):
     path = tmp_path / "phrases.txt"
     path.write_text("# robot\ngo left\ngo right\nup up stop\n\nstop\n")
