@@ -10,7 +10,8 @@
    WAV through `edgenn listen` (run_listen) in window and streaming mode, without and with a grammar of the
    phrases used: word error rate, whole-phrase accuracy, phrase-event latency after the last word, and the
    real-time factor. With --bundle, a streaming bundle made before (the shipped demo one) runs both modes
-   instead of step 1.
+   instead of step 1. Several --seeds: one stream each, and the means over them (the streams for tuning
+   listening settings: seed 0 of dev speakers is the acceptance stream, test speakers are never tuned on).
 Speech Commands dataset by Pete Warden / Google, CC BY 4.0.
 """
 
@@ -20,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -55,9 +58,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(REPO / "edgenn" / "demo" / "speech_phrases.keras"))
     parser.add_argument("--bundle", help="a --streaming phrase bundle to measure as it is (both modes)")
-    parser.add_argument("--split", default="dev", help="speakers of the stream: dev (validation) or test")
+    parser.add_argument("--split", default="dev", help="speakers of the stream: dev (validation), test, or train "
+                        "(the model's own speakers: for tuning the pause detector, not the words)")
     parser.add_argument("--phrases", type=int, default=48)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="streams to make, e.g. 5,6,7,8")
     parser.add_argument("--snr", default="10,25", help="dB range of the words over the room noise")
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "edgenn_bench_phrases"))
     parser.add_argument("--json", help="write the results here too")
@@ -70,14 +74,29 @@ def main():
     else:
         bundles = convert(args.model, work, args.split)
     snr = tuple(float(v) for v in args.snr.split(","))
-    samples, rate, truth = phrase_data.make_phrase_stream(args.split, args.phrases, snr_db=snr, seed=args.seed)
-    wav = work / f"stream_{args.split}_{args.seed}.wav"
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    results = {seed: measure_stream(bundles, work, args.split, args.phrases, snr, seed) for seed in seeds}
+    if len(seeds) > 1:
+        print(f"means over {len(seeds)} streams of {args.split} speakers (seeds {args.seeds}):")
+        for key in results[seeds[0]]:
+            mean = {k: float(np.mean([results[seed][key][k] for seed in seeds]))
+                    for k in ("word_error_rate", "phrase_accuracy", "latency_median_s", "latency_p90_s")}
+            print(f"{key:22s} WER {100 * mean['word_error_rate']:5.1f} %  phrases {100 * mean['phrase_accuracy']:5.1f} %"
+                  f"  latency median {mean['latency_median_s']:.3f} s, p90 {mean['latency_p90_s']:.3f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=1) + "\n")
+
+
+def measure_stream(bundles, work, split, phrases, snr, seed):
+    """{mode (+ grammar): scores} of both modes, without and with a grammar, on one stream; printed as it goes."""
+    samples, rate, truth = phrase_data.make_phrase_stream(split, phrases, snr_db=snr, seed=seed)
+    wav = work / f"stream_{split}_{seed}.wav"
     write_wav(wav, samples, rate)
-    grammar = work / "grammar.txt"
+    grammar = work / f"grammar_{split}_{seed}.txt"
     grammar.write_text("\n".join(sorted({p["text"] for p in truth})) + "\n")
-    print(f"stream: {len(truth)} phrases, {sum(len(p['words']) for p in truth)} words of {args.split} speakers, "
-          f"{len(samples) / rate:.0f} s, words {snr[0]:.0f}-{snr[1]:.0f} dB over the room noise; grammar of "
-          f"{len(grammar.read_text().split(chr(10))) - 1} phrases")
+    print(f"stream (seed {seed}): {len(truth)} phrases, {sum(len(p['words']) for p in truth)} words of {split} "
+          f"speakers, {len(samples) / rate:.0f} s, words {snr[0]:.0f}-{snr[1]:.0f} dB over the room noise; grammar "
+          f"of {len(grammar.read_text().split(chr(10))) - 1} phrases")
     results = {}
     for mode in ("window", "streaming"):
         for with_grammar in (False, True):
@@ -92,8 +111,7 @@ def main():
                   f"RTF {summary['real_time_factor']:.4f}  events {scored['events']}")
             for miss in scored["wrong"]:
                 print(f"    said {miss['said']!r:22s} heard {miss['heard']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=1) + "\n")
+    return results
 
 
 if __name__ == "__main__":
