@@ -141,10 +141,12 @@ class PhraseListener:
             self.stream = Stream(audio.model, audio.streaming)
             self.state_age = 0
             self.log_probs = collections.deque(maxlen=self.max_frames)  # (frame, log scores)
-            self.decoder = StreamingDecoder(self.blank, self.pause, self.max_frames, self.word_gap)
+            self.decoder = StreamingDecoder(self.blank, self.pause, self.max_frames, self.word_gap,
+                                            grammar and self._expects_more)
         else:
             self.ring = FrameRing(audio.window_frames, p.n_features)
             self.window_stream = Stream(audio.model, audio.streaming) if audio.streaming else None
+            self.waiting = None  # (frame until which, last speech frame then): a grammar's prefix waits for more
 
     # --- stream time
     def _frame_end(self, frame):
@@ -211,6 +213,9 @@ class PhraseListener:
         self.phrase_from = index + 1
         return self._phrase(tokens, np.array(frames), start, index)
 
+    def _expects_more(self, tokens):
+        return self.grammar.expects_more([self.audio.labels[t] for _, t, _ in tokens if t not in self.ignored])
+
     # --- window
     def _window_check(self, index):
         if self.segment_start is None:
@@ -218,6 +223,8 @@ class PhraseListener:
         span = index - self.segment_start
         ended = index - self.last_speech >= self.pause and not self.maybe
         full = span >= self.audio.window_frames - 1
+        if ended and not full and self.waiting and index < self.waiting[0] and self.last_speech == self.waiting[1]:
+            return None  # a grammar's prefix was heard: its next word may still come
         # a room that never goes quiet (a tap, dishes): look now and then whether the words have stopped
         looking = span >= self.word_gap and span % self.word_gap == 0
         if not (ended or full or looking):
@@ -231,6 +238,10 @@ class PhraseListener:
             decoder.update(begin + offset, np.exp(row), speech=False)
         tokens = decoder.finish() or []
         words = [t for t in tokens if t[1] not in self.ignored]
+        if ended and not full and words and self.grammar is not None and self._expects_more(words) \
+                and index - words[-1][0] < self.word_gap:
+            self.waiting = (words[-1][0] + self.word_gap, self.last_speech)
+            return None
         if not ended and not full:
             if not words:
                 self.segment_start = None  # noise, no words: start afresh at the next loud hop

@@ -92,6 +92,8 @@ class Grammar:
     def __init__(self, phrases, words, margin=3.0):
         self.phrases = [tuple(p) for p in phrases]
         self.words, self.margin = set(words), margin
+        allowed = set(self.phrases)
+        self.unfinished = {p[:n] for p in self.phrases for n in range(1, len(p))} - allowed
 
     @classmethod
     def load(cls, path, words):
@@ -113,6 +115,11 @@ class Grammar:
             raise EdgennError(f"--grammar {path}: no phrases in it; write one allowed phrase a line, e.g. 'go left'")
         return cls(phrases, words)
 
+    def expects_more(self, words):
+        """The words begin an allowed phrase and are none by themselves ("go" where only "go left" is allowed):
+        a pause after them is more likely a slow speaker than the end."""
+        return tuple(words) in self.unfinished
+
     def match(self, log_probs, vocabulary, blank, heard_tokens):
         """(phrase words or None, its log-likelihood) for the frames [T, classes] of one heard phrase."""
         index = {word: i for i, word in enumerate(vocabulary)}
@@ -130,11 +137,14 @@ class StreamingDecoder:
     """Greedy CTC decoding frame by frame, with endpointing: a phrase ends once a word was heard and it has been
     quiet for `pause` frames (the speech flag comes from the caller's activity detector; `maybe`: it cannot
     tell yet, so no pause ends there), or no word came for `word_gap` frames (noise that is never quiet), or
-    it reaches `max_frames`. update() returns the finished phrase as [(frame, token, peak score)], else None."""
+    it reaches `max_frames`. `unfinished(tokens)`, when given, says the words so far need more (a grammar's
+    prefix): then only `word_gap` ends it. update() returns the finished phrase as [(frame, token, peak
+    score)], else None."""
 
-    def __init__(self, blank, pause, max_frames, word_gap=None):
+    def __init__(self, blank, pause, max_frames, word_gap=None, unfinished=None):
         self.blank, self.pause, self.max_frames = blank, pause, max_frames
         self.word_gap = word_gap or max_frames
+        self.unfinished = unfinished
         self.best = blank
         self.tokens = []
         self.last_speech = -10 ** 9
@@ -162,7 +172,8 @@ class StreamingDecoder:
         if not self.tokens:
             return None
         quiet = frame - max(self.last_speech, self.tokens[-1][0])  # a word heard is speech, whatever the level
-        if (quiet >= self.pause and not maybe) or frame - self.tokens[-1][0] >= self.word_gap or \
+        paused = quiet >= self.pause and not maybe and not (self.unfinished and self.unfinished(self.tokens))
+        if paused or frame - self.tokens[-1][0] >= self.word_gap or \
                 frame - self.tokens[0][0] >= self.max_frames - 1:
             return self.finish()
         return None

@@ -98,6 +98,27 @@ def test_endpointing_holds_a_pause_that_may_be_speech():
     assert ended == [9]  # ...until it turns out to be none: the pause counts from the last speech as before
 
 
+def test_a_grammar_prefix_waits_for_its_next_word(tmp_path):
+    path = tmp_path / "phrases.txt"
+    path.write_text("go left\nstop\nup up stop\n")
+    grammar = Grammar.load(path, VOCABULARY[1:-1])
+    assert grammar.expects_more(["go"]) and grammar.expects_more(["up", "up"])
+    assert not any(grammar.expects_more(w) for w in (["stop"], ["go", "left"], ["left"], []))
+    # "go", a pause of 8 frames (5 end a phrase), "left": one phrase, as "go" alone is not allowed
+    best = [0, 10] + [0] * 8 + [5] + [0] * 12
+    speech = [1, 1] + [0] * 8 + [1] + [0] * 12
+    unfinished = lambda tokens: grammar.expects_more([VOCABULARY[t] for _, t, _ in tokens])  # noqa: E731
+    decoder, ended = StreamingDecoder(0, 5, 400, word_gap=12, unfinished=unfinished), []
+    for index, (row, talking) in enumerate(zip(scores(best), speech)):
+        tokens = decoder.update(index, row, talking)
+        if tokens:
+            ended.append((index, [t for _, t, _ in tokens]))
+    assert ended == [(15, [10, 5])]
+    # a prefix nobody finishes ends word_gap frames after its last word
+    decoder = StreamingDecoder(0, 5, 400, word_gap=12, unfinished=unfinished)
+    assert [i for i, row in enumerate(scores([0, 10] + [0] * 20)) if decoder.update(i, row, i < 2)] == [13]
+
+
 def activity_of(levels_db, hop=320, rate=16000, seed=0):
     """SpeechActivity's answers for a hop-by-hop level pattern of white noise (dBFS per 20 ms hop)."""
     from edgenn.devices.phrase_listen import SpeechActivity
