@@ -192,7 +192,8 @@ class PhraseListener:
         if self.decoder.open and self.state_age >= self.max_frames:  # chatter without pauses: end it here
             return self._end_streaming(index, self.decoder.finish())
         idle = not self.decoder.open and self.state_age >= MIN_STATE_SECONDS / self.hop_seconds
-        if idle and not self.maybe and (quiet >= QUIET_RESET_SECONDS / self.hop_seconds or self.state_age >= self.max_frames):
+        quiet_enough = quiet >= QUIET_RESET_SECONDS / self.hop_seconds
+        if idle and not self.maybe and (quiet_enough or self.state_age >= self.max_frames):
             self.stream.reset()
             self.state_age = 0
         scores = np.asarray(self.stream.step(frame[None, None]), np.float32).reshape(-1)
