@@ -119,6 +119,41 @@ def test_a_grammar_prefix_waits_for_its_next_word(tmp_path):
     assert [i for i, row in enumerate(scores([0, 10] + [0] * 20)) if decoder.update(i, row, i < 2)] == [13]
 
 
+class _ScriptedWindowModel:
+    """A window model whose scores for frame i are script[i]: the listener's endpointing, not a model, is tested."""
+
+    def __init__(self, script, window_frames):
+        self.padded = np.concatenate([scores([0] * window_frames), script])
+        self.window_frames, self.listener = window_frames, None
+
+    def run(self, batch):
+        end = self.listener.frames + self.window_frames  # the newest frame, in padded rows
+        return [self.padded[end - self.window_frames:end][None]]
+
+
+def test_window_mode_waits_for_the_rest_of_a_grammar_phrase():
+    from edgenn.devices.phrase_listen import PhraseListener
+    from edgenn.devices.speech import AudioModel
+
+    params = FrontEndParams.from_dict(json.loads(DEMO.with_suffix(".json").read_text())["frontend"])
+    rate, per_second = params.sample_rate, params.sample_rate // params.hop_samples
+    samples = np.random.default_rng(0).standard_normal(int(4.5 * rate)) * 10 ** (-50 / 20)
+    for start, end in ((1.0, 1.3), (2.0, 2.3)):  # "go", a 0.7 s pause (a phrase ends after 0.52 s), "left"
+        samples[int(start * rate):int(end * rate)] *= 10 ** (25 / 20)
+    best = np.zeros(len(samples) // params.hop_samples + 40, int)
+    best[int(1.3 * per_second)], best[int(2.3 * per_second)] = VOCABULARY.index("go"), VOCABULARY.index("left")
+    heard = {}
+    for name, grammar in (("plain", None), ("grammar", Grammar([("go", "left"), ("stop",)], VOCABULARY[1:-1]))):
+        model = _ScriptedWindowModel(scores(best), 149)
+        audio = AudioModel("scripted", "phrases", VOCABULARY, rate, params, window_frames=149, model=model,
+                           settings={"blank_index": 0, "filler": ["_unknown_"]})
+        listener = model.listener = PhraseListener(audio, mode="window", grammar=grammar)
+        found = listener.push(samples.astype(np.float32)) + listener.flush()
+        heard[name] = [(p.text, round(p.detected - 2.3, 1)) for p in found]
+    assert [text for text, _ in heard["plain"]] == ["go", "left"]
+    assert heard["grammar"] == [("go left", 0.6)]  # one phrase, ended by the pause after its last word
+
+
 def activity_of(levels_db, hop=320, rate=16000, seed=0):
     """SpeechActivity's answers for a hop-by-hop level pattern of white noise (dBFS per 20 ms hop)."""
     from edgenn.devices.phrase_listen import SpeechActivity
