@@ -36,9 +36,10 @@ PAUSE_MS = 520          # a phrase ends after this much quiet (its words are up 
 WORD_GAP_SECONDS = 1.2  # ...or, in a room that is never quiet, this long after its last word: the next word
                         # of a phrase (<= 0.4 s pause, <= 0.8 s long) would have been heard by then
 SPEECH_DB = 6.0         # a hop is loud this far above the noise floor...
-SPEECH_SECONDS = 0.1    # ...and speech in a loud stretch this long; a phrase does not end while a shorter
-                        # one may still grow into speech, nor this soon after it (room noise swells by 6 dB
-                        # for 20-80 ms now and then: each restarted the pause, p90 latency 1.0 s -> 0.7 s)
+SPEECH_SECONDS = 0.1    # ...and speech once the level (smoothed over 3 hops) has been loud this long: a 40 ms
+                        # clank never is. While a shorter stretch may still grow into speech, and for 80 ms
+                        # after one, no pause ends (room noise swells by 6 dB for 20-80 ms now and then:
+                        # each restarted the pause, p90 latency 1.0 s -> 0.7 s)
 WORD_THRESHOLD = 0.0    # a word counts when its score peaks this high (--threshold; any higher cost more
                         # words than the noise it kept out, on dev streams)
 SILENCE_MARGIN = 2.0    # nats: what was heard must be e^2 times likelier than no word at all over the same
@@ -133,6 +134,7 @@ class PhraseListener:
         self.speech = collections.deque()  # activity per hop not yet matched to a frame
         self.last_speech = -10 ** 9    # frame of the last speech hop
         self.maybe = False             # this frame may be speech: no pause ends here
+        self.source_ended = False      # flush() is feeding quiet past the end of the source
         self.segment_start = None      # first speech frame since the last phrase
         self.phrase_from = 0           # frames before this belong to an earlier phrase
         self.samples = 0
@@ -142,7 +144,7 @@ class PhraseListener:
             self.state_age = 0
             self.log_probs = collections.deque(maxlen=self.max_frames)  # (frame, log scores)
             self.decoder = StreamingDecoder(self.blank, self.pause, self.max_frames, self.word_gap,
-                                            grammar and self._expects_more)
+                                            self._expects_more if grammar is not None else None)
         else:
             self.ring = FrameRing(audio.window_frames, p.n_features)
             self.window_stream = Stream(audio.model, audio.streaming) if audio.streaming else None
@@ -168,7 +170,7 @@ class PhraseListener:
             if speech:
                 self.last_speech = index
                 if self.segment_start is None:  # the loud stretch began a little before it counted as speech
-                    self.segment_start = max(0, index - self.activity.min_run + 1)
+                    self.segment_start = max(self.phrase_from, index - self.activity.min_run + 1)
             if self.mode == "streaming":
                 phrase = self._step(index, frame, speech)
             else:
@@ -181,8 +183,10 @@ class PhraseListener:
         return found
 
     def flush(self):
-        """Phrases still open at the end of a source: feed quiet past the end, so they end on a pause."""
+        """Phrases still open at the end of a source: feed quiet past the end, so they end on a pause (a
+        grammar's prefix too: nothing more will come)."""
         self.samples_heard = self.samples
+        self.source_ended = True
         pad = int((self.pause + 4) * self.hop_seconds * self.audio.rate)
         return self.push(np.zeros(pad, np.float32))
 
@@ -193,7 +197,7 @@ class PhraseListener:
             return self._end_streaming(index, self.decoder.finish())
         idle = not self.decoder.open and self.state_age >= MIN_STATE_SECONDS / self.hop_seconds
         quiet_enough = quiet >= QUIET_RESET_SECONDS / self.hop_seconds
-        if idle and not self.maybe and (quiet_enough or self.state_age >= self.max_frames):
+        if idle and ((quiet_enough and not self.maybe) or self.state_age >= self.max_frames):
             self.stream.reset()
             self.state_age = 0
         scores = np.asarray(self.stream.step(frame[None, None]), np.float32).reshape(-1)
@@ -215,6 +219,9 @@ class PhraseListener:
         return self._phrase(tokens, np.array(frames), start, index)
 
     def _expects_more(self, tokens):
+        """A grammar says the words so far begin an allowed phrase and are none by themselves."""
+        if self.source_ended:
+            return False
         return self.grammar.expects_more([self.audio.labels[t] for _, t, _ in tokens if t not in self.ignored])
 
     # --- window
@@ -224,8 +231,9 @@ class PhraseListener:
         span = index - self.segment_start
         ended = index - self.last_speech >= self.pause and not self.maybe
         full = span >= self.audio.window_frames - 1
-        if ended and not full and self.waiting and index < self.waiting[0] and self.last_speech == self.waiting[1]:
-            return None  # a grammar's prefix was heard: its next word may still come
+        waiting = self.waiting and index < self.waiting[0] and self.last_speech == self.waiting[1]
+        if ended and not full and waiting and not self.source_ended:
+            return None  # a grammar's prefix was heard and nothing since: its next word may still come
         # a room that never goes quiet (a tap, dishes): look now and then whether the words have stopped
         looking = span >= self.word_gap and span % self.word_gap == 0
         if not (ended or full or looking):
@@ -251,6 +259,7 @@ class PhraseListener:
             if index - words[-1][0] < self.word_gap:
                 return None  # still talking
         self.phrase_from = index + 1
+        self.waiting = None
         if not words:
             self.segment_start = None
             return None

@@ -11,7 +11,7 @@ the model. The same model is opened once per candidate; after a block that warms
 first frames of a run are slow), frames alternate between them in blocks of 6 frames and 20 ms at least,
 and the one that finishes frames fastest is kept (when a camera sets the pace both keep up: then the
 shorter invoke, the fresher result). A setting slower by CLEAR after the first round is dropped there, and
-its block ends as soon as that shows (SHORT_BLOCK frames): every frame measured on it is a frame run slowly.
+its block ends once SHORT_BLOCK frames in a row showed it: every frame measured on it is a frame run slowly.
 The others are closed.
 """
 
@@ -23,7 +23,7 @@ BLOCK_SECONDS = 0.02  # and at least this long: six frames of a tiny model (3 ms
 ROUNDS = 3         # blocks per candidate, at most
 TIE = 0.05         # time per frame this close: the source sets the pace
 CLEAR = 1.25       # time per frame this much longer after one round: decided without more rounds
-SHORT_BLOCK = 3    # timed frames (and BLOCK_SECONDS) after which a block that is CLEAR slower already ends
+SHORT_BLOCK = 3    # timed frames (and BLOCK_SECONDS) after which a block ends when every one was CLEAR slower
                    # (SSD on 2 cores: 4 frames at 14 ms instead of 6 where 8.3 ms is the other's)
 
 
@@ -85,11 +85,12 @@ class ThreadChoice:
             self._decide()
 
     def _clearly_slower(self):
-        """This block's setting is already CLEAR times slower a frame than one measured before it."""
+        """Every frame of this block so far was CLEAR times slower than the median of a setting measured before
+        (the fastest, not the median: a hiccup on a setting's first frames must not decide against it)."""
         timed = self.block_frames - 1
         if self.block < 1 or timed < SHORT_BLOCK or self.block_seconds < BLOCK_SECONDS:
             return False
-        own = statistics.median(self.frame_times[self.setting][-timed:])
+        own = min(self.frame_times[self.setting][-timed:])
         others = [statistics.median(v) for s, v in self.frame_times.items() if s != self.setting and v]
         return bool(others) and own >= CLEAR * min(others)
 

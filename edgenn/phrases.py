@@ -138,7 +138,7 @@ class StreamingDecoder:
     quiet for `pause` frames (the speech flag comes from the caller's activity detector; `maybe`: it cannot
     tell yet, so no pause ends there), or no word came for `word_gap` frames (noise that is never quiet), or
     it reaches `max_frames`. `unfinished(tokens)`, when given, says the words so far need more (a grammar's
-    prefix): then only `word_gap` ends it. update() returns the finished phrase as [(frame, token, peak
+    prefix): then no pause ends it, only `word_gap` or `max_frames`. update() returns the finished phrase as [(frame, token, peak
     score)], else None."""
 
     def __init__(self, blank, pause, max_frames, word_gap=None, unfinished=None):

@@ -143,7 +143,8 @@ def test_window_mode_waits_for_the_rest_of_a_grammar_phrase():
     best = np.zeros(len(samples) // params.hop_samples + 40, int)
     best[int(1.3 * per_second)], best[int(2.3 * per_second)] = VOCABULARY.index("go"), VOCABULARY.index("left")
     heard = {}
-    for name, grammar in (("plain", None), ("grammar", Grammar([("go", "left"), ("stop",)], VOCABULARY[1:-1]))):
+    audio_grammar = Grammar([("go", "left"), ("stop",)], VOCABULARY[1:-1])
+    for name, grammar in (("plain", None), ("grammar", audio_grammar)):
         model = _ScriptedWindowModel(scores(best), 149)
         audio = AudioModel("scripted", "phrases", VOCABULARY, rate, params, window_frames=149, model=model,
                            settings={"blank_index": 0, "filler": ["_unknown_"]})
@@ -152,6 +153,10 @@ def test_window_mode_waits_for_the_rest_of_a_grammar_phrase():
         heard[name] = [(p.text, round(p.detected - 2.3, 1)) for p in found]
     assert [text for text, _ in heard["plain"]] == ["go", "left"]
     assert heard["grammar"] == [("go left", 0.6)]  # one phrase, ended by the pause after its last word
+    # a source that ends 0.3 s after the prefix: nothing more will come, so it ends on the flush's pause
+    listener = model.listener = PhraseListener(audio, mode="window", grammar=audio_grammar)
+    found = listener.push(samples[:int(1.6 * rate)].astype(np.float32)) + listener.flush()
+    assert len(found) == 1 and found[0].heard == ["go"]
 
 
 def activity_of(levels_db, hop=320, rate=16000, seed=0):

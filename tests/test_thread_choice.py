@@ -38,6 +38,16 @@ def test_a_clearly_slower_setting_is_dropped_after_one_round():
     assert tiny.chosen == ALONE and sum(tiny.frame_times[BESIDE]) >= BLOCK_SECONDS
 
 
+def test_a_hiccup_on_the_first_frames_of_a_setting_does_not_cut_its_block():
+    choice = ThreadChoice({ALONE: 2, BESIDE: 1})
+    while choice.setting == ALONE:
+        choice.record(0.010, 0.009)
+    beside = iter([0.010, 0.030, 0.030] + [0.0101] * 20)  # the untimed switch, two slow frames, then as fast
+    while choice.setting == BESIDE and choice.chosen is None:
+        choice.record(next(beside), 0.009)
+    assert len(choice.frame_times[BESIDE]) == BLOCK - 1 and choice.chosen is None  # a whole block, measured on
+
+
 def test_blocks_of_a_tiny_model_last_long_enough_to_measure():
     choice = ThreadChoice({ALONE: 2, BESIDE: 1})
     frames = 0
