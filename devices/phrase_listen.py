@@ -131,7 +131,7 @@ class PhraseListener:
         self.frontend = make_frontend(p)
         self.activity = SpeechActivity(p.hop_samples, self.hop_seconds)
         self.frames = 0                # frames seen
-        self.speech = collections.deque()  # activity per hop not yet matched to a frame
+        self.hop_activity = collections.deque()  # QUIET, MAYBE or SPEECH per hop not yet matched to a frame
         self.last_speech = -10 ** 9    # frame of the last speech hop
         self.maybe = False             # this frame may be speech: no pause ends here
         self.source_ended = False      # flush() is feeding quiet past the end of the source
@@ -160,12 +160,12 @@ class PhraseListener:
 
     def push(self, samples):
         self.samples += len(samples)
-        self.speech.extend(self.activity.push(samples))
+        self.hop_activity.extend(self.activity.push(samples))
         found = []
         for frame in self.frontend.push(samples):
             index = self.frames
             self.frames += 1
-            activity = self.speech.popleft() if self.speech else QUIET
+            activity = self.hop_activity.popleft() if self.hop_activity else QUIET
             speech, self.maybe = activity == SPEECH, activity == MAYBE
             if speech:
                 self.last_speech = index
