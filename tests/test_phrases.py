@@ -360,7 +360,7 @@ def test_long_audio_never_grows_memory_or_state(phrase_bundles, phrase_data_fold
             texts += [p.text for p in listener.push(samples[start:start + 1600])]
             ages.append(listener.state_age)
         heard.append(texts)
-        assert len(listener.log_probs) <= listener.max_frames and len(listener.speech) <= 2
+        assert len(listener.log_probs) <= listener.max_frames and len(listener.hop_activity) <= 2
     # the second pass and the last follow the same audio, so a state that never drifts hears them alike
     assert max(ages) <= listener.max_frames and word_errors(heard[1], heard[-1]) <= len(heard[1]) // 5
 
