@@ -79,11 +79,11 @@ def main():
     if len(seeds) > 1:
         print(f"means over {len(seeds)} streams of {args.split} speakers (seeds {args.seeds}):")
         for key in results[seeds[0]]:
-            mean = {k: float(np.mean([results[seed][key][k] for seed in seeds if results[seed][key][k] is not None]))
+            mean = {k: float(np.mean([results[s][key][k] for s in seeds if results[s][key][k] is not None]))
                     for k in ("word_error_rate", "phrase_accuracy", "latency_median_s", "latency_p90_s")}
             print(f"{key:22s} WER {100 * mean['word_error_rate']:5.1f} %  "
-                  f"phrases {100 * mean['phrase_accuracy']:5.1f} %  latency: mean of the streams' medians {mean['latency_median_s']:.3f} s, of their p90s "
-                  f"{mean['latency_p90_s']:.3f} s")
+                  f"phrases {100 * mean['phrase_accuracy']:5.1f} %  latency: mean of the streams' medians "
+                  f"{mean['latency_median_s']:.3f} s, of their p90s {mean['latency_p90_s']:.3f} s")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=1) + "\n")
 

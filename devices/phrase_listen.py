@@ -247,8 +247,8 @@ class PhraseListener:
             decoder.update(begin + offset, np.exp(row), speech=False)
         tokens = decoder.finish() or []
         words = [t for t in tokens if t[1] not in self.ignored]
-        if ended and not full and words and self.grammar is not None and self._expects_more(words) \
-                and index - words[-1][0] < self.word_gap:
+        word_lately = bool(words) and index - words[-1][0] < self.word_gap  # the next one may yet come
+        if ended and not full and word_lately and self.grammar is not None and self._expects_more(words):
             self.waiting = (words[-1][0] + self.word_gap, self.last_speech)
             return None
         if not ended and not full:
@@ -256,7 +256,7 @@ class PhraseListener:
                 self.segment_start = None  # noise, no words: start afresh at the next loud hop
                 self.phrase_from = max(self.phrase_from, index - self.lead)
                 return None
-            if index - words[-1][0] < self.word_gap:
+            if word_lately:
                 return None  # still talking
         self.phrase_from = index + 1
         self.waiting = None

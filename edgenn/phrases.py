@@ -92,8 +92,7 @@ class Grammar:
     def __init__(self, phrases, words, margin=3.0):
         self.phrases = [tuple(p) for p in phrases]
         self.words, self.margin = set(words), margin
-        allowed = set(self.phrases)
-        self.unfinished = {p[:n] for p in self.phrases for n in range(1, len(p))} - allowed
+        self.unfinished = {p[:n] for p in self.phrases for n in range(1, len(p))} - set(self.phrases)
 
     @classmethod
     def load(cls, path, words):
@@ -138,8 +137,8 @@ class StreamingDecoder:
     quiet for `pause` frames (the speech flag comes from the caller's activity detector; `maybe`: it cannot
     tell yet, so no pause ends there), or no word came for `word_gap` frames (noise that is never quiet), or
     it reaches `max_frames`. `unfinished(tokens)`, when given, says the words so far need more (a grammar's
-    prefix): then no pause ends it, only `word_gap` or `max_frames`. update() returns the finished phrase as [(frame, token, peak
-    score)], else None."""
+    prefix): then no pause ends it, only `word_gap` or `max_frames`. update() returns the finished phrase as
+    [(frame, token, peak score)], else None."""
 
     def __init__(self, blank, pause, max_frames, word_gap=None, unfinished=None):
         self.blank, self.pause, self.max_frames = blank, pause, max_frames

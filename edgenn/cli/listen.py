@@ -67,7 +67,7 @@ def _print_summary(summary):
 @click.option("--task", type=click.Choice(["keywords", "audio_classify", "phrases"]), help="Override the model's task.")
 @click.option("--grammar", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
               help="Phrase models: the allowed phrases, one a line; each heard phrase becomes the likeliest of them, "
-                   "or none (matched: false).")
+                   "or none (matched: false); words that only begin an allowed phrase wait up to 1.2 s for the next.")
 @click.option("--pause-ms", type=click.FloatRange(min=100), help="Phrase models: quiet that ends a phrase "
               "(default 520).")
 @click.option("--input-rate", type=click.IntRange(1000), help="Sample rate of the PCM on stdin (default: the model's).")
