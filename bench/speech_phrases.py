@@ -9,9 +9,11 @@
    on) over the held-out part of the real background noise (training/phrase_data.make_phrase_stream), as a
    WAV through `edgenn listen` (run_listen) in window and streaming mode, without and with a grammar of the
    phrases used: word error rate, whole-phrase accuracy, phrase-event latency after the last word, and the
-   real-time factor. With --bundle, a streaming bundle made before (the shipped demo one) runs both modes
-   instead of step 1. Several --seeds: one stream each, and the means over them (the streams for tuning
-   listening settings: seed 0 of dev speakers is the acceptance stream, test speakers are never tuned on).
+   real-time factor. Then a stream of as many phrases of other words (no command among them) of the same
+   speakers: every event with words on it is a false one. With --bundle, a streaming bundle made before (the
+   shipped demo one) runs both modes instead of step 1. Several --seeds: one stream each, and the means over
+   them (the streams for tuning listening settings: seed 0 of dev speakers is the acceptance stream, test
+   speakers are never tuned on).
 Speech Commands dataset by Pete Warden / Google, CC BY 4.0.
 """
 
@@ -78,12 +80,15 @@ def main():
     results = {seed: measure_stream(bundles, work, args.split, args.phrases, snr, seed) for seed in seeds}
     if len(seeds) > 1:
         print(f"means over {len(seeds)} streams of {args.split} speakers (seeds {args.seeds}):")
-        for key in results[seeds[0]]:
+        for key in (k for k in results[seeds[0]] if k != "other words"):
             mean = {k: float(np.mean([results[s][key][k] for s in seeds if results[s][key][k] is not None]))
                     for k in ("word_error_rate", "phrase_accuracy", "latency_median_s", "latency_p90_s")}
             print(f"{key:22s} WER {100 * mean['word_error_rate']:5.1f} %  "
                   f"phrases {100 * mean['phrase_accuracy']:5.1f} %  latency: mean of the streams' medians "
                   f"{mean['latency_median_s']:.3f} s, of their p90s {mean['latency_p90_s']:.3f} s")
+        others = [results[s]["other words"] for s in seeds]
+        print(f"other words: command events over {sum(o['phrases'] for o in others)} phrases: " + ", ".join(
+            f"{key} {sum(o['command_events'][key] for o in others)}" for key in others[0]["command_events"]))
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=1) + "\n")
 
@@ -112,7 +117,23 @@ def measure_stream(bundles, work, split, phrases, snr, seed):
                   f"RTF {summary['real_time_factor']:.4f}  events {scored['events']}")
             for miss in scored["wrong"]:
                 print(f"    said {miss['said']!r:22s} heard {miss['heard']}")
+    results["other words"] = measure_others(bundles, work, split, phrases, snr, seed, grammar)
     return results
+
+
+def measure_others(bundles, work, split, phrases, snr, seed, grammar):
+    """{mode (+ grammar): command events} on a stream of the split's other words."""
+    samples, rate, truth = phrase_data.make_phrase_stream(split, phrases, snr_db=snr, seed=seed, others_only=True)
+    wav = work / f"others_{split}_{seed}.wav"
+    write_wav(wav, samples, rate)
+    heard = {}
+    for mode in ("window", "streaming"):
+        for with_grammar in (False, True):
+            events, _ = listen(bundles[mode], wav, mode, grammar if with_grammar else None)
+            heard[f"{mode}{' + grammar' if with_grammar else ''}"] = sum(1 for event in events if event["words"])
+    print(f"other words (seed {seed}): {len(truth)} phrases of 1-3 words that are no command; events with words: "
+          + ", ".join(f"{key} {count}" for key, count in heard.items()))
+    return {"phrases": len(truth), "command_events": heard}
 
 
 if __name__ == "__main__":

@@ -228,6 +228,23 @@ def test_phrase_scoring_counts_word_errors_and_whole_phrases():
     assert scored["latency_median_s"] == pytest.approx(0.5)
 
 
+def test_phrases_of_other_words_hold_no_command():
+    """The bench's stream of other words, and training phrases of other words alone: fillers only."""
+    sys.path.insert(0, str(REPO))
+    from training import phrase_data
+
+    filler = phrase_data.VOCABULARY.index(phrase_data.FILLER)
+    _, _, truth = phrase_data.make_phrase_stream("dev", 4, seed=0, others_only=True)
+    assert len(truth) == 4 and all(set(p["words"]) == {phrase_data.FILLER} for p in truth)
+    speaker = next(said for said in phrase_data.speaker_words("dev").values()
+                   if any(word == phrase_data.FILLER for word, _ in said))
+    rng = np.random.default_rng(0)
+    room = [np.random.default_rng(1).normal(size=16000 * 4).astype(np.float32)]
+    for _ in range(3):
+        samples, tokens = phrase_data.training_phrase(rng, speaker, room, 3.0, others_only_share=1.0)
+        assert len(samples) == 48000 and tokens and set(tokens) == {filler}
+
+
 # --- the demo phrase model, converted
 @pytest.fixture(scope="session")
 def phrase_data_folders(tmp_path_factory):

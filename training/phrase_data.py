@@ -46,22 +46,29 @@ def spoken_part(clip, rng=None):
     return word
 
 
-def choose_words(rng, words, count, filler_share=0.0):
-    """count (word, clip) pairs of one speaker: command words, and with filler_share another word among them."""
+def choose_words(rng, words, count, filler_share=0.0, others_only=False):
+    """count (word, clip) pairs of one speaker: command words, and with filler_share another word among them;
+    others_only: other words only (the speaker must have some)."""
     commands = [w for w in words if w[0] != FILLER]
     others = [w for w in words if w[0] == FILLER]
+    if others_only:
+        return [others[rng.integers(len(others))] for _ in range(count)]
     chosen = [commands[rng.integers(len(commands))] for _ in range(count)]
     if others and rng.random() < filler_share:
         chosen.insert(int(rng.integers(len(chosen) + 1)), others[rng.integers(len(others))])
     return chosen
 
 
-def training_phrase(rng, words, noises, seconds, max_words=4):
-    """(samples [seconds * RATE] float32, tokens: word indices into VOCABULARY) of one augmented phrase."""
+def training_phrase(rng, words, noises, seconds, max_words=4, others_only_share=0.0):
+    """(samples [seconds * RATE] float32, tokens: word indices into VOCABULARY) of one augmented phrase;
+    others_only_share of them are 1-2 other words alone (speech that is no command: no word to hear)."""
     n = int(seconds * RATE)
-    share = np.array([0.25, 0.3, 0.25, 0.2])[:max_words]
-    count = int(rng.choice(np.arange(1, max_words + 1), p=share / share.sum()))
-    chosen = choose_words(rng, words, count, filler_share=0.15)
+    if others_only_share and rng.random() < others_only_share and any(w == FILLER for w, _ in words):
+        chosen = choose_words(rng, words, int(rng.integers(1, 3)), others_only=True)
+    else:
+        share = np.array([0.25, 0.3, 0.25, 0.2])[:max_words]
+        count = int(rng.choice(np.arange(1, max_words + 1), p=share / share.sum()))
+        chosen = choose_words(rng, words, count, filler_share=0.15)
     pieces = [spoken_part(clip, rng) * 10 ** (rng.uniform(-4, 4) / 20) / (loud_rms(clip) + 1e-9)
               for _, clip in chosen]
     gaps = rng.uniform(*GAP_SECONDS, len(pieces)) - 2 * MARGIN  # gaps are between the loud parts
@@ -85,21 +92,23 @@ def training_phrase(rng, words, noises, seconds, max_words=4):
 
 
 def make_phrase_stream(split, phrases=48, words=(1, 3), snr_db=(10, 25), pause=(1.5, 2.5), seed=0,
-                       fixtures=None):
+                       fixtures=None, others_only=False):
     """(samples float32, RATE, truth) — `phrases` phrases of held-out speakers over held-out room noise.
 
-    Each phrase is one speaker saying 1-3 command words (gaps as in training); the room noise changes
+    Each phrase is one speaker saying 1-3 command words (others_only: 1-3 other words, which no listener
+    should hear as commands; their truth has words all FILLER) with gaps as in training; the room noise changes
     recording and level (-55..-40 dBFS) every 4 s as in real_speech.make_keyword_stream, but over a 1 s
     crossfade (a tap turned on, not a switch: a 15 dB step in 10 ms reads as speech to any pause detector),
     and the words are `snr_db` above it. truth: [{"text", "words", "start", "end"}] with start/end the first word's onset and
     the last word's end (seconds; the loud part, without word_span's margin)."""
     rng = np.random.default_rng([seed, 14])
     speakers = speaker_words(split, fixtures)
-    names = sorted(speakers)
+    names = sorted(s for s, said in speakers.items() if not others_only or any(w == FILLER for w, _ in said))
     noises = real_speech.background_noise("held_out", fixtures)
     planned = []
     for _ in range(phrases):
-        chosen = choose_words(rng, speakers[names[rng.integers(len(names))]], int(rng.integers(words[0], words[1] + 1)))
+        chosen = choose_words(rng, speakers[names[rng.integers(len(names))]], int(rng.integers(words[0], words[1] + 1)),
+                              others_only=others_only)
         planned.append([(w, spoken_part(clip)) for w, clip in chosen])
     seconds = sum(sum(len(p) for _, p in phrase) / RATE + len(phrase) * 0.4 + pause[1] for phrase in planned) + 2
     n = int(seconds * RATE)

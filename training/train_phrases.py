@@ -31,10 +31,10 @@ KEYWORD_MODEL = REPO / "edgenn" / "demo" / "speech_commands.keras"
 _worker = {}
 
 
-def _init_worker(split, fixtures, params, seconds, augment):
+def _init_worker(split, fixtures, params, seconds, augment, others_only):
     _worker.update(speakers=phrase_data.speaker_words(split, fixtures), frontend=FrontEnd(params),
                    noises=real_speech.background_noise("train" if augment else "held_out", fixtures),
-                   seconds=seconds)
+                   seconds=seconds, others_only=others_only)
 
 
 def _phrases(job):
@@ -45,15 +45,16 @@ def _phrases(job):
     feats, tokens = [], []
     for _ in range(count):
         samples, words = phrase_data.training_phrase(rng, _worker["speakers"][names[rng.integers(len(names))]],
-                                                     _worker["noises"], _worker["seconds"])
+                                                     _worker["noises"], _worker["seconds"],
+                                                     others_only_share=_worker["others_only"])
         feats.append(_worker["frontend"].features(samples))
         tokens.append(words)
     return np.asarray(feats, np.float16), tokens
 
 
-def phrase_set(split, count, seed, fixtures, params, seconds, workers=2):
+def phrase_set(split, count, seed, fixtures, params, seconds, others_only=0.0, workers=2):
     jobs = [(min(250, count - start), [seed, start]) for start in range(0, count, 250)]
-    with Pool(workers, _init_worker, (split, fixtures, params, seconds, split == "train")) as pool:
+    with Pool(workers, _init_worker, (split, fixtures, params, seconds, split == "train", others_only)) as pool:
         parts = pool.map(_phrases, jobs)
     return np.concatenate([f for f, _ in parts]), [t for _, ts in parts for t in ts]
 
@@ -87,6 +88,8 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--gru-layers", type=int, default=2, help="the first starts from the keyword model "
                         "(1: WER ~2 pp worse on dev streams; 3: slower to converge)")
+    parser.add_argument("--others-only", type=float, default=0.0, help="share of training phrases that are "
+                        "other words alone, no command")
     parser.add_argument("--out", default=str(REPO / "edgenn" / "demo"))
     parser.add_argument("--fixtures", default=os.environ.get("EDGENN_FIXTURES", REPO.parent / "shared" / "fixtures"))
     args = parser.parse_args()
@@ -94,7 +97,7 @@ def main():
     start = time.time()
     keyword_meta = json.loads(KEYWORD_MODEL.with_suffix(".json").read_text())
     params = FrontEndParams.from_dict(keyword_meta["frontend"])  # same features, normalisation included
-    feats, tokens = phrase_set("train", args.phrases, args.seed, args.fixtures, params, args.seconds)
+    feats, tokens = phrase_set("train", args.phrases, args.seed, args.fixtures, params, args.seconds, args.others_only)
     f_dev, t_dev = phrase_set("dev", 400, 1, args.fixtures, params, args.seconds)
     f_test, t_test = phrase_set("test", 400, 2, args.fixtures, params, args.seconds)
     print(f"data: {len(feats)} training phrases ({sum(map(len, tokens))} words), {time.time() - start:.0f} s",
@@ -170,7 +173,7 @@ def main():
                                   "phrases": 400},
         "command": "python -m training.train_phrases " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-            if k in ("seed", "phrases", "seconds", "epochs", "batch", "gru_layers")),
+            if k in ("seed", "phrases", "seconds", "epochs", "batch", "gru_layers", "others_only")),
         "training_seconds": round(time.time() - start),
         "tensorflow": tf.__version__,
     }
