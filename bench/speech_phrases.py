@@ -49,6 +49,12 @@ def convert(model, folder, split):
     return bundles
 
 
+def settings(grammar):
+    """(name, mode, grammar or None) of the four ways a stream is listened to."""
+    return [(f"{mode}{' + grammar' if with_grammar else ''}", mode, grammar if with_grammar else None)
+            for mode in ("window", "streaming") for with_grammar in (False, True)]
+
+
 def listen(bundle, wav, mode, grammar=None):
     events = []
     summary = run_listen(str(bundle), str(wav), mode=mode, grammar=grammar and str(grammar),
@@ -104,19 +110,17 @@ def measure_stream(bundles, work, split, phrases, snr, seed):
           f"speakers, {len(samples) / rate:.0f} s, words {snr[0]:.0f}-{snr[1]:.0f} dB over the room noise; grammar "
           f"of {len(grammar.read_text().split(chr(10))) - 1} phrases")
     results = {}
-    for mode in ("window", "streaming"):
-        for with_grammar in (False, True):
-            events, summary = listen(bundles[mode], wav, mode, grammar if with_grammar else None)
-            scored = score_phrases(truth, events)
-            key = f"{mode}{' + grammar' if with_grammar else ''}"
-            results[key] = {**{k: v for k, v in scored.items() if k != "wrong"},
-                            "real_time_factor": summary["real_time_factor"], "wrong": scored["wrong"]}
-            print(f"{key:22s} WER {100 * scored['word_error_rate']:5.1f} %  phrases {100 * scored['phrase_accuracy']:5.1f} %"
-                  f"  latency median {scored['latency_median_s']} s, p90 {scored['latency_p90_s']} s, max "
-                  f"{scored['latency_max_s']} s  "
-                  f"RTF {summary['real_time_factor']:.4f}  events {scored['events']}")
-            for miss in scored["wrong"]:
-                print(f"    said {miss['said']!r:22s} heard {miss['heard']}")
+    for key, mode, given in settings(grammar):
+        events, summary = listen(bundles[mode], wav, mode, given)
+        scored = score_phrases(truth, events)
+        results[key] = {**{k: v for k, v in scored.items() if k != "wrong"},
+                        "real_time_factor": summary["real_time_factor"], "wrong": scored["wrong"]}
+        print(f"{key:22s} WER {100 * scored['word_error_rate']:5.1f} %  phrases {100 * scored['phrase_accuracy']:5.1f} %"
+              f"  latency median {scored['latency_median_s']} s, p90 {scored['latency_p90_s']} s, max "
+              f"{scored['latency_max_s']} s  "
+              f"RTF {summary['real_time_factor']:.4f}  events {scored['events']}")
+        for miss in scored["wrong"]:
+            print(f"    said {miss['said']!r:22s} heard {miss['heard']}")
     results["other words"] = measure_others(bundles, work, split, phrases, snr, seed, grammar)
     return results
 
@@ -126,11 +130,8 @@ def measure_others(bundles, work, split, phrases, snr, seed, grammar):
     samples, rate, truth = phrase_data.make_phrase_stream(split, phrases, snr_db=snr, seed=seed, others_only=True)
     wav = work / f"others_{split}_{seed}.wav"
     write_wav(wav, samples, rate)
-    heard = {}
-    for mode in ("window", "streaming"):
-        for with_grammar in (False, True):
-            events, _ = listen(bundles[mode], wav, mode, grammar if with_grammar else None)
-            heard[f"{mode}{' + grammar' if with_grammar else ''}"] = sum(1 for event in events if event["words"])
+    heard = {key: sum(1 for event in listen(bundles[mode], wav, mode, given)[0] if event["words"])
+             for key, mode, given in settings(grammar)}
     print(f"other words (seed {seed}): {len(truth)} phrases of 1-3 words that are no command; events with words: "
           + ", ".join(f"{key} {count}" for key, count in heard.items()))
     return {"phrases": len(truth), "command_events": heard}
