@@ -44,7 +44,8 @@ WORD_THRESHOLD = 0.0    # a word counts when its score peaks this high (--thresh
                         # words than the noise it kept out, on dev streams)
 SILENCE_MARGIN = 2.0    # nats: what was heard must be e^2 times likelier than no word at all over the same
                         # frames (on dev streams: a stray "on" in noise gone, no word lost)
-FLOOR_SECONDS = 1.0     # the noise floor: the quietest smoothed level over this long
+FLOOR_SECONDS = 1.0     # the noise floor: the quietest smoothed level over this long, and until a source
+START_FLOOR_DB = -60.0  # has played that long no higher than a quiet room (one that starts with a word)
 LEAD_SECONDS = 0.3      # the scores a grammar weighs start this long before the phrase's speech
 QUIET_RESET_SECONDS = 0.3  # streaming: reset the state after this much quiet between phrases...
 MIN_STATE_SECONDS = 1.0    # ...once it has run this long
@@ -83,7 +84,7 @@ class SpeechActivity:
         self.hop = hop
         self.pending = np.zeros(0, np.float32)
         self.levels = collections.deque(maxlen=3)
-        self.floor = collections.deque(maxlen=max(1, int(FLOOR_SECONDS / hop_seconds)))
+        self.floor = collections.deque([START_FLOOR_DB], maxlen=max(1, int(FLOOR_SECONDS / hop_seconds)))
         self.min_run = max(1, int(round(SPEECH_SECONDS / hop_seconds)))
         self.run = 0                  # loud hops in a row
         self.since_loud = 10 ** 9     # hops since the last loud one
@@ -174,7 +175,7 @@ class PhraseListener:
             if self.mode == "streaming":
                 phrase = self._step(index, frame, speech)
             else:
-                if index == 0:  # the window before the first frame: the room as it sounds, not zeros
+                if index == 0:  # an unrolled window model's frames before the source: the room, not zeros
                     self.ring.buffer[:] = frame
                 self.ring.add(frame)
                 phrase = self._window_check(index)
@@ -268,7 +269,8 @@ class PhraseListener:
 
     def _window_scores(self):
         window = self.ring.window()
-        if self.window_stream is not None:  # a step model replays the window from zero state
+        if self.window_stream is not None:  # a step model replays the window from zero state, from the source's
+            window = window[-self.frames:]  # first frame: a phrase at its very start is heard as in training
             self.window_stream.reset()
             rows = [np.asarray(self.window_stream.step(f[None, None])).reshape(-1) for f in window]
             return np.stack(rows[self.warmup:])

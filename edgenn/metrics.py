@@ -76,10 +76,13 @@ def match_keywords(truth, events, tolerance=0.5):
 def score_phrases(truth, events):
     """Word error rate, whole-phrase accuracy and latency of phrase events against spoken phrases.
 
-    truth: [{"words", "start", "end"}] in time order; events: phrase events ({"words", "detected_at"}; a
-    grammar miss has no words). An event belongs to the phrase in whose stretch it was decided: from that
-    phrase's start to the next one's (the first stretch begins at 0). A phrase is right when exactly one
-    event belongs to it, with its words; latency is that event's detected_at minus the phrase's end."""
+    truth: [{"words", "start", "end"}] in time order; events: phrase events ({"words", "detected_at", and
+    "start", "end" of what was heard}; a grammar miss has no words). An event belongs to the phrase its heard
+    stretch overlaps most; one that overlaps none (a word heard in a pause) to the phrase in whose stretch
+    it was decided: from that phrase's start to the next one's (the first stretch begins at 0). Decision
+    time alone would give a phrase ended late by loud noise to the next one when that begins just then. A
+    phrase is right when exactly one event belongs to it, with its words; latency is that event's
+    detected_at minus the phrase's end."""
     from edgenn.phrases import word_errors
 
     if not truth:
@@ -87,7 +90,10 @@ def score_phrases(truth, events):
     bounds = [p["start"] for p in truth[1:]] + [float("inf")]
     heard = [[] for _ in truth]
     for event in sorted(events, key=lambda e: e["detected_at"]):
-        index = next(i for i, bound in enumerate(bounds) if event["detected_at"] < bound)
+        overlaps = [min(p["end"], event.get("end", -1.0)) - max(p["start"], event.get("start", 0.0)) for p in truth]
+        index = int(np.argmax(overlaps))
+        if overlaps[index] <= 0:
+            index = next(i for i, bound in enumerate(bounds) if event["detected_at"] < bound)
         heard[index].append(event)
     errors = sum(word_errors(p["words"], [w for e in got for w in e["words"]]) for p, got in zip(truth, heard))
     words = sum(len(p["words"]) for p in truth)

@@ -171,11 +171,13 @@ def activity_of(levels_db, hop=320, rate=16000, seed=0):
 def test_speech_activity_needs_a_loud_stretch_not_a_clank():
     from edgenn.devices.phrase_listen import MAYBE, QUIET, SPEECH
 
-    room = [-50.0] * 60
+    room = [-50.0] * 60  # the first second sets the floor (until then no higher than a quiet room: -60 dB)
     clank = activity_of(room + [-30.0] * 2 + room)  # 40 ms, 20 dB up
-    assert SPEECH not in clank and MAYBE in clank[60:70] and set(clank[75:]) == {QUIET}
+    assert SPEECH not in clank[50:] and MAYBE in clank[60:70] and set(clank[75:]) == {QUIET}
     word = activity_of(room + [-30.0] * 15 + room)   # 300 ms: speech once it has lasted 0.1 s
     assert word[60:64] == [MAYBE] * 4 and set(word[64:75]) == {SPEECH} and set(word[90:]) == {QUIET}
+    first = activity_of([-30.0] * 15 + room)  # a source that begins with a word: no quiet came first
+    assert first[:4] == [MAYBE] * 4 and set(first[4:15]) == {SPEECH}
 
 
 def test_grammar_picks_the_likeliest_allowed_phrase_or_none(tmp_path):
@@ -227,6 +229,16 @@ def test_phrase_scoring_counts_word_errors_and_whole_phrases():
     assert scored["word_error_rate"] == 0.4 and scored["phrase_accuracy"] == 0.3333
     assert scored["latency_median_s"] == pytest.approx(0.5)
 
+
+
+def test_an_event_belongs_to_the_phrase_it_heard_not_the_one_begun_when_it_was_decided():
+    """Loud noise after "up left" ended it 1.2 s late, just as "go" began (the demo sample did this)."""
+    truth = [{"words": ["up", "left"], "start": 35.6, "end": 36.4}, {"words": ["go"], "start": 37.665, "end": 38.0}]
+    events = [{"words": ["up", "left"], "start": 35.66, "end": 37.59, "detected_at": 37.665},
+              {"words": ["go"], "start": 37.66, "end": 38.5, "detected_at": 39.0},
+              {"words": ["no"], "start": 40.0, "end": 40.3, "detected_at": 40.9}]  # in a pause: where decided
+    scored = score_phrases(truth, events)
+    assert scored["phrase_accuracy"] == 0.5 and scored["wrong"] == [{"said": "go", "heard": ["go", "no"]}]
 
 def test_phrases_of_other_words_hold_no_command():
     """The bench's stream of other words, and training phrases of other words alone: fillers only."""
