@@ -230,7 +230,6 @@ def test_phrase_scoring_counts_word_errors_and_whole_phrases():
     assert scored["latency_median_s"] == pytest.approx(0.5)
 
 
-
 def test_an_event_belongs_to_the_phrase_it_heard_not_the_one_begun_when_it_was_decided():
     """Loud noise after "up left" ended it 1.2 s late, just as "go" began (the demo sample did this)."""
     truth = [{"words": ["up", "left"], "start": 35.6, "end": 36.4}, {"words": ["go"], "start": 37.665, "end": 38.0}]
@@ -239,6 +238,7 @@ def test_an_event_belongs_to_the_phrase_it_heard_not_the_one_begun_when_it_was_d
               {"words": ["no"], "start": 40.0, "end": 40.3, "detected_at": 40.9}]  # in a pause: where decided
     scored = score_phrases(truth, events)
     assert scored["phrase_accuracy"] == 0.5 and scored["wrong"] == [{"said": "go", "heard": ["go", "no"]}]
+
 
 def test_phrases_of_other_words_hold_no_command():
     """The bench's stream of other words, and training phrases of other words alone: fillers only."""
