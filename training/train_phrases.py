@@ -61,9 +61,10 @@ def phrase_set(split, count, seed, fixtures, params, seconds, others_only=0.0, w
     return np.concatenate([f for f, _ in parts]), [t for _, ts in parts for t in ts]
 
 
-def build_model(keras, n_features, n_tokens, gru_layers=1):
-    """Causal and unidirectional throughout, so the converter can make a streaming step model of it."""
-    more = [keras.layers.GRU(128, return_sequences=True, name=f"gru{i + 2}") for i in range(gru_layers - 1)]
+def build_model(keras, n_features, n_tokens, gru_layers=1, units=128):
+    """Causal and unidirectional throughout, so the converter can make a streaming step model of it. The first
+    GRU has the keyword model's 128 units; `units` sizes the ones after it."""
+    more = [keras.layers.GRU(units, return_sequences=True, name=f"gru{i + 2}") for i in range(gru_layers - 1)]
     return keras.Sequential([
         keras.Input((None, n_features), name="features"),
         keras.layers.Conv1D(64, 5, padding="causal", activation="relu", name="conv"),
@@ -90,6 +91,7 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--gru-layers", type=int, default=2, help="the first starts from the keyword model "
                         "(1: WER ~2 pp worse on dev streams; 3: slower to converge)")
+    parser.add_argument("--units", type=int, default=128, help="units of the GRU layers after the first")
     parser.add_argument("--others-only", type=float, default=0.1, help="share of training phrases that are "
                         "other words alone, no command (0: 2.2x the false commands on other speech; 0.2: 2 "
                         "points fewer phrases right)")
@@ -114,7 +116,7 @@ def main():
     keras.utils.set_random_seed(args.seed)
 
     n_tokens = len(phrase_data.VOCABULARY)
-    model = build_model(keras, feats.shape[2], n_tokens, args.gru_layers)
+    model = build_model(keras, feats.shape[2], n_tokens, args.gru_layers, args.units)
     keyword_model = keras.models.load_model(KEYWORD_MODEL, compile=False)
     for name in ("conv", "gru"):
         model.get_layer(name).set_weights(keyword_model.get_layer(name).get_weights())
@@ -154,7 +156,7 @@ def main():
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    inference = build_model(keras, feats.shape[2], n_tokens, args.gru_layers)
+    inference = build_model(keras, feats.shape[2], n_tokens, args.gru_layers, args.units)
     inference.set_weights(model.get_weights())
     inference.save(out / "speech_phrases.keras")
     meta = {
@@ -176,7 +178,7 @@ def main():
                                   "phrases": 400},
         "command": "python -m training.train_phrases " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-            if k in ("seed", "phrases", "seconds", "epochs", "batch", "gru_layers", "others_only")),
+            if k in ("seed", "phrases", "seconds", "epochs", "batch", "gru_layers", "units", "others_only")),
         "training_seconds": round(time.time() - start),
         "tensorflow": tf.__version__,
     }
