@@ -6,7 +6,10 @@
 
 Speech activity: the level of every 20 ms hop against the room's noise floor (the quietest smoothed level
 of the last second), so a phrase can end on a pause whatever the room; a loud stretch is speech once it lasts
-SPEECH_SECONDS (a clank or a swell of the noise is shorter). A phrase ends once a word was heard and the
+SPEECH_SECONDS (a clank or a swell of the noise is shorter). Until a source has played a second the floor is
+no higher than a quiet room (START_FLOOR_DB), so a phrase that begins the source is heard; the price: a room
+louder than START_FLOOR_DB + SPEECH_DB reads as speech for that first second (a phrase begun then is timed
+from the source's start, and ends no earlier than the second's end plus the pause). A phrase ends once a word was heard and the
 room has been quiet for `pause_ms` (longer than the pauses between the words of one phrase), or
 WORD_GAP_SECONDS after its last word where noise never lets the room go quiet.
 
@@ -44,8 +47,8 @@ WORD_THRESHOLD = 0.0    # a word counts when its score peaks this high (--thresh
                         # words than the noise it kept out, on dev streams)
 SILENCE_MARGIN = 2.0    # nats: what was heard must be e^2 times likelier than no word at all over the same
                         # frames (on dev streams: a stray "on" in noise gone, no word lost)
-FLOOR_SECONDS = 1.0     # the noise floor: the quietest smoothed level over this long, and until a source
-START_FLOOR_DB = -60.0  # has played that long no higher than a quiet room (one that starts with a word)
+FLOOR_SECONDS = 1.0     # the noise floor: the quietest smoothed level over this long
+START_FLOOR_DB = -60.0  # the floor until a source has played FLOOR_SECONDS: a source may begin with a word
 LEAD_SECONDS = 0.3      # the scores a grammar weighs start this long before the phrase's speech
 QUIET_RESET_SECONDS = 0.3  # streaming: reset the state after this much quiet between phrases...
 MIN_STATE_SECONDS = 1.0    # ...once it has run this long
@@ -269,8 +272,8 @@ class PhraseListener:
 
     def _window_scores(self):
         window = self.ring.window()
-        if self.window_stream is not None:  # a step model replays the window from zero state, from the source's
-            window = window[-self.frames:]  # first frame: a phrase at its very start is heard as in training
+        if self.window_stream is not None:  # a step model replays the window from zero state, never frames from
+            window = window[-self.frames:]  # before the source: a phrase at its very start is heard as in training
             self.window_stream.reset()
             rows = [np.asarray(self.window_stream.step(f[None, None])).reshape(-1) for f in window]
             return np.stack(rows[self.warmup:])

@@ -171,13 +171,16 @@ def activity_of(levels_db, hop=320, rate=16000, seed=0):
 def test_speech_activity_needs_a_loud_stretch_not_a_clank():
     from edgenn.devices.phrase_listen import MAYBE, QUIET, SPEECH
 
-    room = [-50.0] * 60  # the first second sets the floor (until then no higher than a quiet room: -60 dB)
-    clank = activity_of(room + [-30.0] * 2 + room)  # 40 ms, 20 dB up
-    assert SPEECH not in clank[50:] and MAYBE in clank[60:70] and set(clank[75:]) == {QUIET}
-    word = activity_of(room + [-30.0] * 15 + room)   # 300 ms: speech once it has lasted 0.1 s
+    room = [-65.0] * 60
+    clank = activity_of(room + [-45.0] * 2 + room)  # 40 ms, 20 dB up
+    assert SPEECH not in clank and MAYBE in clank[60:70] and set(clank[75:]) == {QUIET}
+    word = activity_of(room + [-45.0] * 15 + room)   # 300 ms: speech once it has lasted 0.1 s
     assert word[60:64] == [MAYBE] * 4 and set(word[64:75]) == {SPEECH} and set(word[90:]) == {QUIET}
-    first = activity_of([-30.0] * 15 + room)  # a source that begins with a word: no quiet came first
-    assert first[:4] == [MAYBE] * 4 and set(first[4:15]) == {SPEECH}
+    first = activity_of([-45.0] * 15 + room)  # a source that begins with a word: no quiet came first
+    assert first[:4] == [MAYBE] * 4 and set(first[4:15]) == {SPEECH} and set(first[20:]) == {QUIET}
+    # the price: until a source has played a second, a room louder than a quiet one (-60 dB) reads as speech
+    loud_room = activity_of([-50.0] * 60 + [-30.0] * 2 + [-50.0] * 60)
+    assert set(loud_room[4:45]) == {SPEECH} and SPEECH not in loud_room[55:]
 
 
 def test_grammar_picks_the_likeliest_allowed_phrase_or_none(tmp_path):

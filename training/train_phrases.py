@@ -5,13 +5,14 @@
 Data (training/phrase_data.py): phrases of ONE training speaker made of their own real Speech Commands
 clips (Speech Commands dataset by Pete Warden / Google, CC BY 4.0), 0.05-0.4 s gaps, the keyword recipe's
 augmentation and real background noise; other words appear as a filler token, beside commands and, in a
-tenth of the phrases, alone (speech that is no command: a model that never heard any finds commands in
-most of it). The split is the keyword model's (by speaker); word error rate is watched on dev speakers and
-reported on test speakers.
+share of the phrases (--others-only, a tenth), alone (speech that is no command: a model that never heard
+any finds commands in most of it). The split is the keyword model's (by speaker); word error rate is
+watched on dev speakers and reported on test speakers.
 
-Model: causal Conv1D over 5 frames + two unidirectional GRUs, a score per 20 ms frame over the blank, the
-ten command words and the filler; CTC loss. Conv1D and the first GRU start from the keyword model's weights
-(trained on the same training speakers), which halves the time CTC needs to leave the all-blank plateau.
+Model: causal Conv1D over 5 frames + unidirectional GRUs (--gru-layers, two), a score per 20 ms frame over
+the blank, the ten command words and the filler; CTC loss. Conv1D and the first GRU start from the keyword
+model's weights (trained on the same training speakers), which halves the time CTC needs to leave the
+all-blank plateau.
 """
 
 import argparse
