@@ -360,21 +360,23 @@ def test_phrase_events_reach_a_real_mosquitto_broker(phrase_bundles, phrase_data
 
 @pytest.mark.parametrize("mode", ["window", "streaming"])
 def test_a_phrase_right_at_the_start_of_a_source_keeps_its_first_word(mode):
-    """The shipped sample's phrases cut to begin at their first word: no quiet before them to learn the room."""
+    """The shipped sample's phrases cut to begin at their first word: no quiet before them to learn the room.
+    Window mode replaying the first frame over the window's frames before the source lost the first word of
+    5 of these 10 (9 of 10 kept now, in both modes)."""
     from edgenn.devices.phrase_listen import PhraseListener
     from edgenn.devices.speech import load_audio_model
 
     audio = load_audio_model(REPO / "edgenn" / "demo" / "speech_phrases_int8.tflite")
     samples = read_wav(REPO / "edgenn" / "demo" / "sample_phrases.wav", 16000)[0]
-    truth = json.loads((REPO / "edgenn" / "demo" / "sample_phrases.json").read_text())["phrases"][:6]
-    counts = []
+    truth = json.loads((REPO / "edgenn" / "demo" / "sample_phrases.json").read_text())["phrases"][:10]
+    heard = []
     for said in truth:
         listener = PhraseListener(audio, mode=mode)
         clip = samples[int(said["start"] * 16000):int((said["end"] + 1.0) * 16000)]
         phrases = listener.push(clip) + listener.flush()
-        counts.append((len(said["words"]), [p.text for p in phrases]))
+        heard.append((said["words"], [p.words for p in phrases]))
         assert all(p.start <= 0.6 for p in phrases[:1]), (said, phrases)  # by its first word at the latest
-    assert sum(len(heard) == 1 and len(heard[0].split()) == n for n, heard in counts) >= 5, counts
+    assert sum(len(got) == 1 and got[0][:1] == words[:1] for words, got in heard) >= 8, heard
 
 
 def test_long_audio_never_grows_memory_or_state(phrase_bundles, phrase_data_folders):
