@@ -9,9 +9,9 @@ of the last second), so a phrase can end on a pause whatever the room; a loud st
 SPEECH_SECONDS (a clank or a swell of the noise is shorter). Until a source has played a second the floor is
 no higher than a quiet room (START_FLOOR_DB), so a phrase that begins the source is heard; the price: a room
 louder than START_FLOOR_DB + SPEECH_DB reads as speech for that first second (a phrase begun then is timed
-from the source's start, and ends no earlier than the second's end plus the pause). A phrase ends once a word was heard and the
-room has been quiet for `pause_ms` (longer than the pauses between the words of one phrase), or
-WORD_GAP_SECONDS after its last word where noise never lets the room go quiet.
+from the source's start, and ends no earlier than the second's end plus the pause). A phrase ends once a
+word was heard and the room has been quiet for `pause_ms` (longer than the pauses between the words of one
+phrase), or WORD_GAP_SECONDS after its last word where noise never lets the room go quiet.
 
   * streaming mode: the step model once per frame; greedy CTC decoding as the frames arrive. The state is
     reset in quiet stretches between phrases (the model learned phrases of a few seconds from zero state),
