@@ -90,8 +90,8 @@ def score_phrases(truth, events):
     bounds = [p["start"] for p in truth[1:]] + [float("inf")]
     heard = [[] for _ in truth]
     for event in sorted(events, key=lambda e: e["detected_at"]):
-        stretch = (event["start"], event["end"]) if "start" in event and "end" in event else (0.0, -1.0)
-        overlaps = [min(p["end"], stretch[1]) - max(p["start"], stretch[0]) for p in truth]
+        overlaps = [min(p["end"], event["end"]) - max(p["start"], event["start"]) for p in truth] \
+            if "start" in event and "end" in event else [0.0]
         index = int(np.argmax(overlaps))
         if overlaps[index] <= 0:
             index = next(i for i, bound in enumerate(bounds) if event["detected_at"] < bound)

@@ -95,7 +95,7 @@ def main():
     parser.add_argument("--units", type=int, default=128, help="units of the GRU layers after the first "
                         "(256: no better on dev streams, 2.3x the training time)")
     parser.add_argument("--others-only", type=float, default=0.1, help="share of training phrases that are "
-                        "other words alone, no command (0: 2.2x the false commands on other speech; 0.2: 2 "
+                        "other words alone, no command (0: 2.2x the false commands on other speech; 0.2: 1-2 "
                         "points fewer phrases right)")
     parser.add_argument("--out", default=str(REPO / "edgenn" / "demo"))
     parser.add_argument("--fixtures", default=os.environ.get("EDGENN_FIXTURES", REPO.parent / "shared" / "fixtures"))
