@@ -202,7 +202,12 @@ def test_interrupt_leaves_no_file(tiny, tmp_path):
     process = subprocess.Popen([str(Path(sys.executable).with_name("edgenn")), "convert", str(tiny / "classifier.keras"),
                                 "-o", str(output), "--calibration", str(tiny / "classes.npz"), "--force"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)  # inside the conversion child by now
+    # interrupt once the conversion runs in its child process (a fixed wait raced a 4 s conversion on an idle machine)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    deadline = time.monotonic() + 60
+    while process.poll() is None and not children.read_text().split() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode != 0 and "interrupted" in stderr
