@@ -199,7 +199,7 @@ def test_bad_input_gives_one_line_and_no_file(tiny, tmp_path, case):
 
 def test_interrupt_leaves_no_file(tiny, tmp_path):
     output = tmp_path / "out.tflite"
-    # interrupt once the conversion runs in its child (a fixed 4 s wait raced a 4 s conversion on an idle machine)
+    process = subprocess.Popen([str(Path(sys.executable).with_name("edgenn")), "convert", str(tiny / "classifier.keras"),
                                 "-o", str(output), "--calibration", str(tiny / "classes.npz"), "--force"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # interrupt once the conversion runs in its child process (a fixed wait raced a 4 s conversion on an idle machine)
